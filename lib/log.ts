@@ -1,0 +1,105 @@
+/**
+ * The only writer of log lines (SPEC §5): one line per event, `text` or
+ * `json`, to stderr or a file. Writes are synchronous so that a line is out
+ * before the process exits and lines never interleave.
+ *
+ * @module
+ */
+
+export type LogLevel = "debug" | "info" | "warn" | "error";
+export type LogFormat = "text" | "json";
+export type LogFields = Record<string, unknown>;
+
+const LEVEL_ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+export const LOG_LEVELS: readonly LogLevel[] = ["debug", "info", "warn", "error"];
+export const LOG_FORMATS: readonly LogFormat[] = ["text", "json"];
+
+/** Where finished lines go; the default is stderr. */
+export type LogSink = (line: string) => void;
+
+export interface LoggerOptions {
+  level?: LogLevel;
+  format?: LogFormat;
+  sink?: LogSink;
+  /** Injected clock for tests. */
+  now?: () => Date;
+}
+
+const encoder = new TextEncoder();
+
+/** Write to stderr synchronously; a closed stderr is not worth a crash. */
+export function stderrSink(line: string): void {
+  try {
+    Deno.stderr.writeSync(encoder.encode(line + "\n"));
+  } catch {
+    // stderr gone (EPIPE): nothing sensible left to do with a log line.
+  }
+}
+
+/** A sink appending to `path`, opened once. */
+export function fileSink(path: string): LogSink {
+  const file = Deno.openSync(path, { append: true, create: true });
+  return (line) => {
+    const bytes = encoder.encode(line + "\n");
+    let off = 0;
+    while (off < bytes.length) off += file.writeSync(bytes.subarray(off));
+  };
+}
+
+/** Renders a field value for text lines: bare when safe, JSON-quoted otherwise. */
+function textValue(value: unknown): string {
+  if (typeof value === "number" || typeof value === "boolean") return String(value);
+  if (typeof value === "string" && /^[\w.:@\-\/\[\]+,<>]*$/.test(value) && value !== "") {
+    return value;
+  }
+  return JSON.stringify(value) ?? "null";
+}
+
+export class Logger {
+  #level: number;
+  #format: LogFormat;
+  #sink: LogSink;
+  #now: () => Date;
+
+  constructor(options: LoggerOptions = {}) {
+    this.#level = LEVEL_ORDER[options.level ?? "info"];
+    this.#format = options.format ?? "text";
+    this.#sink = options.sink ?? stderrSink;
+    this.#now = options.now ?? (() => new Date());
+  }
+
+  /** True when `level` lines are written (lets callers skip building costly fields). */
+  enabled(level: LogLevel): boolean {
+    return LEVEL_ORDER[level] >= this.#level;
+  }
+
+  debug(msg: string, fields?: LogFields): void {
+    this.log("debug", msg, fields);
+  }
+  info(msg: string, fields?: LogFields): void {
+    this.log("info", msg, fields);
+  }
+  warn(msg: string, fields?: LogFields): void {
+    this.log("warn", msg, fields);
+  }
+  error(msg: string, fields?: LogFields): void {
+    this.log("error", msg, fields);
+  }
+
+  log(level: LogLevel, msg: string, fields: LogFields = {}): void {
+    if (!this.enabled(level)) return;
+    const time = this.#now().toISOString();
+    if (this.#format === "json") {
+      this.#sink(JSON.stringify({ time, level, msg, ...fields }));
+      return;
+    }
+    let line = `${time} ${level.toUpperCase().padEnd(5)} ${msg}`;
+    for (const [key, value] of Object.entries(fields)) {
+      if (value !== undefined) line += ` ${key}=${textValue(value)}`;
+    }
+    this.#sink(line);
+  }
+}
+
+/** A logger that drops everything (library default when no logging is wanted). */
+export const SILENT: Logger = new Logger({ level: "error", sink: () => {} });
