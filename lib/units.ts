@@ -79,7 +79,9 @@ export interface HostPort {
 export function parseHostPort(text: string): HostPort {
   const match = /^(?:\[([0-9A-Fa-f:.]+)\]|([^\s:\[\]]+)):(\d{1,5})$/.exec(text.trim());
   if (!match) {
-    throw new SyntaxError(`Cannot parse "${text}": expected HOST:PORT, e.g. 127.0.0.1:1025 or [::1]:1025`);
+    throw new SyntaxError(
+      `Cannot parse "${text}": expected HOST:PORT, e.g. 127.0.0.1:1025 or [::1]:1025`,
+    );
   }
   const port = Number(match[3]);
   if (port > 65535) throw new RangeError(`Cannot use "${text}": port must be 0 to 65535`);

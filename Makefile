@@ -1,0 +1,97 @@
+# smtpd — toolchain commands. GNU make.
+#
+# Deno itself comes from npm (package.json pins deno@2.9.6), so `make` works on
+# a machine that has only node/npm: the first target that needs Deno runs
+# `npm ci`.
+#
+# `deno compile` (build, release) embeds a runtime, `denort`, that Deno
+# downloads from the internet for each target. Where that is not reachable,
+# point DENORT_BIN at a local denort for the host: make exports environment
+# variables to recipes and Deno honours DENORT_BIN, e.g.
+#   make build DENORT_BIN=/opt/denort-2.9.6/denort
+# DENORT_BIN is one binary for one platform, so `release` never passes it on
+# to other targets; give it a directory instead, holding
+# denort-<target>[.exe] for each target (DENORT_DIR=/opt/denort make release).
+
+DENO := node_modules/.bin/deno
+
+# One permission list, each flag traced to a SPEC feature:
+#   read/write  spool, ready file, log file, TLS and auth files   (§2, §3)
+#   net         listeners and `smtpd send`                        (§2)
+#   env         SMTPD_* configuration                             (§2)
+#   run         --on-message hooks through the system shell       (§6)
+#   sys=hostname  default --hostname                              (§2)
+# Must equal deno.json tasks.run and tasks.compile:
+# tests/unit/permissions_test.ts fails when the three drift apart.
+PERMS := --allow-read --allow-write --allow-net --allow-env --allow-run --allow-sys=hostname
+
+TARGETS := x86_64-unknown-linux-gnu aarch64-unknown-linux-gnu x86_64-apple-darwin \
+	aarch64-apple-darwin x86_64-pc-windows-msvc
+
+# e2e tests start real processes: run test files two at a time on 2 cores.
+TEST_FLAGS := --allow-all
+E2E_FLAGS := --allow-all --parallel
+
+ARGS ?=
+
+.PHONY: run test test-unit test-e2e check-static build release bench torture fmt lint clean
+
+$(DENO):
+	npm ci --no-audit --no-fund
+
+run: $(DENO)
+	$(DENO) run $(PERMS) main.ts --spool ./spool --listen 127.0.0.1:1025 $(ARGS)
+
+# Every step runs even when an earlier one fails, so one CI log shows all
+# problems; the target fails if any step did. The "make test: <step> FAILED"
+# lines are what .ci/run counts for steps that are not test runs.
+test: $(DENO)
+	@status=0; \
+	step() { name=$$1; shift; echo "== $$name: $$*"; \
+	  if "$$@"; then :; else echo "make test: $$name FAILED"; status=1; fi; }; \
+	step fmt $(DENO) fmt --check; \
+	step lint $(DENO) lint; \
+	step check $(DENO) check .; \
+	step test-unit $(DENO) test $(TEST_FLAGS) tests/unit; \
+	step test-e2e $(DENO) test $(E2E_FLAGS) tests/e2e; \
+	exit $$status
+
+test-unit: $(DENO)
+	$(DENO) test $(TEST_FLAGS) tests/unit
+
+test-e2e: $(DENO)
+	$(DENO) test $(E2E_FLAGS) tests/e2e
+
+build: $(DENO)
+	$(DENO) compile $(PERMS) --output dist/smtpd main.ts
+
+release: $(DENO)
+	@mkdir -p dist
+	@set -e; for t in $(TARGETS); do \
+	  case $$t in *windows*) exe=.exe ;; *) exe= ;; esac; \
+	  if [ -n "$(DENORT_DIR)" ]; then \
+	    rt="$(DENORT_DIR)/denort-$$t$$exe"; \
+	    [ -f "$$rt" ] || { echo "make release: $$rt missing" >&2; exit 1; }; \
+	    echo "== $$t (denort $$rt)"; \
+	    env DENORT_BIN="$$rt" $(DENO) compile $(PERMS) --target $$t --output dist/smtpd-$$t$$exe main.ts; \
+	  else \
+	    echo "== $$t"; \
+	    env -u DENORT_BIN $(DENO) compile $(PERMS) --target $$t --output dist/smtpd-$$t$$exe main.ts; \
+	  fi; \
+	done
+
+bench: $(DENO)
+	bash bench/run.sh
+
+torture: $(DENO)
+	@if [ -f tests/torture/run.sh ]; then bash tests/torture/run.sh; \
+	else echo "make torture: tests/torture/run.sh does not exist yet" >&2; exit 1; fi
+
+fmt: $(DENO)
+	$(DENO) fmt
+
+lint: $(DENO)
+	$(DENO) lint
+
+clean:
+	rm -rf dist

@@ -1,0 +1,84 @@
+/**
+ * `smtpd list [--json]`: one line per stored message, streamed in receipt order.
+ *
+ * @module
+ */
+
+import { type Meta, SpoolReader } from "../mod.ts";
+import { EXIT_OK } from "./errors.ts";
+import type { Io } from "./main.ts";
+
+/**
+ * Column widths. IDs are ULIDs (26 characters) and are never cut, since
+ * `show` needs them whole; RECEIVED is `2026-11-23T06:53:00Z`. Widths are
+ * fixed because the list streams: no row is known before it is printed.
+ */
+const WIDTH = { id: 26, received: 20, from: 24, to: 28, subject: 36, size: 9 } as const;
+const GAP = "  ";
+
+/** C0, DEL and C1 controls: a header must not move the cursor or start an escape sequence. */
+const CONTROL_REGEXP = /[\p{Cc}]/gu;
+
+/** Fits `text` into `width` code points, cutting with `…`, padding with spaces. */
+export function fit(text: string, width: number): string {
+  const chars = [...text.replace(CONTROL_REGEXP, " ")];
+  if (chars.length > width) return chars.slice(0, width - 1).join("") + "…";
+  return chars.join("") + " ".repeat(width - chars.length);
+}
+
+/** The header line of the table (no newline). */
+export function formatListHeader(): string {
+  return [
+    fit("ID", WIDTH.id),
+    fit("RECEIVED", WIDTH.received),
+    fit("FROM", WIDTH.from),
+    fit("TO", WIDTH.to),
+    fit("SUBJECT", WIDTH.subject),
+    "SIZE".padStart(WIDTH.size),
+  ].join(GAP);
+}
+
+/**
+ * One message as a table row (no newline): `<>` for the null sender,
+ * recipients comma-joined, received time in UTC to the second.
+ *
+ * @param meta The message metadata.
+ * @returns The row.
+ */
+export function formatListRow(
+  meta: Pick<Meta, "id" | "receivedAt" | "mailFrom" | "rcptTo" | "size" | "headers">,
+): string {
+  const received = meta.receivedAt.replace(/\.\d+Z$/, "Z");
+  const id = meta.id.length >= WIDTH.id ? meta.id : meta.id.padEnd(WIDTH.id);
+  return [
+    id,
+    fit(received, WIDTH.received),
+    fit(meta.mailFrom === "" ? "<>" : meta.mailFrom, WIDTH.from),
+    fit(meta.rcptTo.join(","), WIDTH.to),
+    fit(meta.headers.subject ?? "", WIDTH.subject),
+    String(meta.size).padStart(WIDTH.size),
+  ].join(GAP);
+}
+
+/**
+ * Lists the spool. An empty or missing spool prints nothing, not even the
+ * header, so `[ -z "$(smtpd list)" ]` tests for an empty spool.
+ *
+ * @param spool The spool directory.
+ * @param json One meta JSON object per line instead of the table.
+ * @param io Output.
+ * @returns 0.
+ */
+export async function runList(spool: string, json: boolean, io: Io): Promise<number> {
+  let first = true;
+  for await (const meta of new SpoolReader(spool).list()) {
+    if (json) {
+      io.stdout(JSON.stringify(meta) + "\n");
+      continue;
+    }
+    if (first) io.stdout(formatListHeader() + "\n");
+    first = false;
+    io.stdout(formatListRow(meta) + "\n");
+  }
+  return EXIT_OK;
+}

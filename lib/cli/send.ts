@@ -1,0 +1,153 @@
+/**
+ * `smtpd send`: one message to an SMTP server (SPEC §2), for smoke tests and relays.
+ *
+ * @module
+ */
+
+import { parseDuration, parseHostPort, SendError, sendMail, type SendOptions } from "../mod.ts";
+import { checked, EXIT_FAILURE, EXIT_OK, RunError, UsageError } from "./errors.ts";
+import type { Values } from "./flags.ts";
+import type { Io } from "./main.ts";
+
+/** Flags of `send`, validated; files are read when sending. */
+export interface SendFlags {
+  host: string;
+  port: number;
+  tls: boolean;
+  starttls: boolean;
+  insecure: boolean;
+  /** `--ca` PEM files. */
+  caFiles: string[];
+  auth?: { user: string; pass: string };
+  helo?: string;
+  from: string;
+  to: string[];
+  /** Message file; undefined or `-` reads stdin. */
+  file?: string;
+  timeoutMs: number;
+}
+
+/** `<a@b>` → `a@b`, `<>` → `""`: users paste addresses either way. */
+function address(value: string): string {
+  const match = /^<(.*)>$/.exec(value.trim());
+  return match ? match[1]! : value.trim();
+}
+
+function filled(label: string, value: string): string {
+  if (value === "") throw new UsageError(`Cannot use "": expected a value`, label);
+  return value;
+}
+
+/**
+ * Validates the parsed `send` flags.
+ *
+ * @param values Flag values from node:util parseArgs.
+ * @param positionals At most one: FILE or `-`.
+ * @returns The flags, checked.
+ * @throws {UsageError} For a missing or bad flag.
+ */
+export function parseSendFlags(values: Values, positionals: string[]): SendFlags {
+  const text = (name: string): string | undefined => {
+    const value = values[name];
+    return typeof value === "string" ? value : undefined;
+  };
+  const server = text("server");
+  if (server === undefined) throw new UsageError("required (HOST:PORT)", "--server");
+  const { host, port } = checked("--server", () => parseHostPort(server));
+  const from = text("from");
+  if (from === undefined) throw new UsageError(`required (use --from "" for <>)`, "--from");
+  const to = ((values["to"] ?? []) as string[]).map(address);
+  if (to.length === 0 || to.some((t) => t === "")) {
+    throw new UsageError("required: at least one address", "--to");
+  }
+  if (values["tls"] === true && values["starttls"] === true) {
+    throw new UsageError("cannot be combined with --starttls", "--tls");
+  }
+  const result: SendFlags = {
+    host,
+    port,
+    tls: values["tls"] === true,
+    starttls: values["starttls"] === true,
+    insecure: values["insecure"] === true,
+    caFiles: ((values["ca"] ?? []) as string[]).map((f) => filled("--ca", f)),
+    from: address(from),
+    to,
+    timeoutMs: checked("--timeout", () => parseDuration(text("timeout") ?? "60s")),
+  };
+  const auth = text("auth");
+  if (auth !== undefined) {
+    const colon = auth.indexOf(":");
+    if (colon < 1) throw new UsageError(`Cannot parse "${auth}": expected USER:PASS`, "--auth");
+    result.auth = { user: auth.slice(0, colon), pass: auth.slice(colon + 1) };
+  }
+  const helo = text("helo");
+  if (helo !== undefined) result.helo = filled("--helo", helo);
+  if (positionals[0] !== undefined) result.file = positionals[0];
+  return result;
+}
+
+async function readCa(path: string): Promise<string> {
+  try {
+    return await Deno.readTextFile(path);
+  } catch (e: unknown) {
+    throw new RunError(`send: cannot read --ca ${path}: ${(e as Error).message}`);
+  }
+}
+
+/** The message source: a file (streamed, size known) or stdin. */
+async function source(
+  file: string | undefined,
+  io: Io,
+): Promise<{ message: ReadableStream<Uint8Array>; size?: number }> {
+  if (file === undefined || file === "-") return { message: io.stdin };
+  try {
+    const handle = await Deno.open(file);
+    const info = await handle.stat();
+    return { message: handle.readable, size: info.size };
+  } catch (e: unknown) {
+    throw new RunError(`send: cannot read ${file}: ${(e as Error).message}`);
+  }
+}
+
+/**
+ * Sends the message and prints the server's final reply on stdout.
+ *
+ * @param flags Validated `send` flags.
+ * @param io Streams; stdin is the message when no FILE is given.
+ * @returns 0 when every recipient was accepted; 1 when some were refused (each printed).
+ * @throws {RunError} On a non-2xx reply or a connection failure, as one line.
+ */
+export async function runSend(flags: SendFlags, io: Io): Promise<number> {
+  const caCerts = await Promise.all(flags.caFiles.map(readCa));
+  const { message, size } = await source(flags.file, io);
+  const options: SendOptions = {
+    host: flags.host,
+    port: flags.port,
+    tls: flags.tls,
+    starttls: flags.starttls,
+    insecure: flags.insecure,
+    from: flags.from,
+    to: flags.to,
+    message,
+    timeoutMs: flags.timeoutMs,
+    ...(caCerts.length > 0 ? { caCerts } : {}),
+    ...(flags.auth ? { auth: flags.auth } : {}),
+    ...(flags.helo ? { helo: flags.helo } : {}),
+    ...(size !== undefined ? { size } : {}),
+  };
+  let result;
+  try {
+    result = await sendMail(options);
+  } catch (e: unknown) {
+    if (e instanceof SendError) throw new RunError(`send: ${e.message}`);
+    throw e;
+  } finally {
+    // An unread file stream keeps its handle open.
+    await message.cancel().catch(() => {});
+  }
+  io.stdout(result.reply + "\n");
+  for (const refused of result.rejected) {
+    io.stderr(`smtpd: send: ${refused.code} ${refused.text} (${refused.address})\n`);
+  }
+  return result.rejected.length === 0 ? EXIT_OK : EXIT_FAILURE;
+}

@@ -1,0 +1,40 @@
+/**
+ * `smtpd show ID|latest [--meta]`: the raw message, byte for byte, or its metadata.
+ *
+ * @module
+ */
+
+import { SpoolReader } from "../mod.ts";
+import { EXIT_OK, RunError } from "./errors.ts";
+import type { Io } from "./main.ts";
+
+/**
+ * Writes one message to stdout.
+ *
+ * @param args Spool, ID (or `latest`) and whether to print the metadata instead.
+ * @param io Output.
+ * @returns 0.
+ * @throws {RunError} `no message "X"` when the ID is unknown (or purged meanwhile).
+ */
+export async function runShow(
+  args: { spool: string; id: string; meta: boolean },
+  io: Io,
+): Promise<number> {
+  const reader = new SpoolReader(args.spool);
+  const meta = await reader.meta(args.id);
+  if (meta === null) throw new RunError(`no message "${args.id}"`);
+  if (args.meta) {
+    io.stdout(JSON.stringify(meta, null, 2) + "\n");
+    return EXIT_OK;
+  }
+  let file: Deno.FsFile;
+  try {
+    file = await Deno.open(reader.emlPath(meta.id));
+  } catch (e: unknown) {
+    if (e instanceof Deno.errors.NotFound) throw new RunError(`no message "${args.id}"`);
+    throw e;
+  }
+  // Streamed: a message may be as large as --max-size.
+  for await (const chunk of file.readable) await io.stdoutBytes(chunk);
+  return EXIT_OK;
+}

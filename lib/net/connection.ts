@@ -1,0 +1,373 @@
+/**
+ * The driver of one SMTP connection: socket bytes into the pure `Session`,
+ * its events out to the socket and to a `ConnectionHandler` (the server's
+ * policy: callbacks, faults, spool). It owns framing of writes, back-pressure,
+ * the idle timeout, the STARTTLS upgrade and closing; it decides nothing.
+ *
+ * @module
+ */
+
+import type { Socket } from "node:net";
+import type { SecureContext, TLSSocket } from "node:tls";
+import { Session } from "../smtp/session.ts";
+import { formatReply, REPLY_SHUTDOWN, REPLY_TIMEOUT } from "../smtp/reply.ts";
+import type {
+  AuthMechanism,
+  Decision,
+  Envelope,
+  Params,
+  Reply,
+  SessionConfig,
+} from "../smtp/events.ts";
+import { tlsInfo, upgradeServerSocket } from "./starttls.ts";
+
+/** A handler's answer to a pausing event: accept (`null`), reject (a reply) or drop the connection. */
+export type Verdict = Decision | "disconnect";
+type MaybePromise<T> = T | Promise<T>;
+
+/** What the handler answers at the end of a message: the reply and what to run once it is sent. */
+export interface MessageOutcome {
+  reply: Reply;
+  /** Runs after the reply has been handed to the socket (hooks, `--exit-after`). */
+  after?: () => void;
+}
+
+export interface AuthRequest {
+  mechanism: AuthMechanism;
+  username: string;
+  password?: string;
+  challenge?: string;
+  digest?: string;
+}
+
+/** Negotiated TLS parameters as recorded in the spool metadata. */
+export interface TlsParams {
+  protocol: string;
+  cipher: string;
+}
+
+/** The server's side of one connection; every method may be sync or async. */
+export interface ConnectionHandler {
+  helo(verb: "HELO" | "EHLO", domain: string): MaybePromise<Verdict>;
+  mail(reversePath: string, params: Params): MaybePromise<Verdict>;
+  rcpt(forwardPath: string, params: Params): MaybePromise<Verdict>;
+  auth(request: AuthRequest): MaybePromise<Verdict>;
+  messageStart(via: "DATA" | "BDAT"): MaybePromise<Decision>;
+  messageData(bytes: Uint8Array): MaybePromise<void>;
+  messageEnd(envelope: Envelope, size: number): MaybePromise<MessageOutcome | "disconnect">;
+  messageAbort(reason: string): MaybePromise<void>;
+  secured(params: TlsParams): void;
+  xclient(attributes: Record<string, string>): void;
+  /** A received line (`<`) or a sent reply (`>`), for the debug transcript. */
+  transcript(direction: "<" | ">", line: string): void;
+  /** Every reply written (the server logs the 4xx/5xx ones). */
+  replied(reply: Reply): void;
+  /** The connection is gone; release whatever is open. */
+  closed(reason: string): void;
+}
+
+export interface ConnectionOptions {
+  config: SessionConfig;
+  handler: ConnectionHandler;
+  /** Idle limit for a command or a body chunk (SPEC §2 `--timeout`). */
+  timeoutMs: number;
+  /** Present when STARTTLS may be offered. */
+  secureContext?: SecureContext;
+}
+
+/** Above this many unparsed bytes the socket is paused until the session catches up. */
+const READ_HIGH_WATER = 256 * 1024;
+/** How long a closing socket may linger before it is destroyed. */
+const CLOSE_GRACE_MS = 2000;
+
+export class Connection {
+  #socket: Socket;
+  #session: Session;
+  #options: ConnectionOptions;
+  #out: Uint8Array[] = [];
+  #busy = false;
+  #backlog = 0;
+  #paused = false;
+  #closing = false;
+  #closed = false;
+  #draining = false;
+  #more = false;
+  #awaitingDrain = false;
+  #lingerTimer: ReturnType<typeof setTimeout> | undefined;
+  #afterFlush: (() => void)[] = [];
+  #onData = (chunk: Uint8Array) => this.#receive(chunk);
+
+  constructor(socket: Socket, options: ConnectionOptions) {
+    this.#socket = socket;
+    this.#options = options;
+    this.#session = new Session(options.config);
+  }
+
+  /** Sends the greeting and starts reading. */
+  start(): void {
+    this.#attach(this.#socket);
+    this.#socket.write(this.#session.greeting());
+  }
+
+  /** True while no transaction is open and no command is being processed. */
+  get idle(): boolean {
+    return !this.#busy && this.#session.idle();
+  }
+
+  /** SIGTERM: idle sessions get `421 4.3.2` now, busy ones when their transaction ends. */
+  shutdown(): void {
+    this.#draining = true;
+    if (this.idle) this.#closeWith(REPLY_SHUTDOWN(this.#options.config.hostname));
+  }
+
+  /** Drops the connection without a word (second signal, `disconnect` fault, drain deadline). */
+  destroy(reason = "destroyed"): void {
+    if (this.#closed) return;
+    this.#closing = true;
+    this.#socket.destroy();
+    this.#finish(reason);
+  }
+
+  #attach(socket: Socket): void {
+    socket.on("data", this.#onData);
+    socket.on("error", () => this.destroy("socket error"));
+    socket.on("close", () => this.#finish("closed"));
+    socket.setNoDelay(true);
+    socket.setTimeout(this.#options.timeoutMs, () => this.#timeout());
+  }
+
+  #receive(chunk: Uint8Array): void {
+    if (this.#closing) return;
+    this.#session.receive(chunk);
+    if (!this.#busy) {
+      void this.#pump();
+      return;
+    }
+    this.#more = true;
+    this.#backlog += chunk.length;
+    if (this.#backlog > READ_HIGH_WATER && !this.#paused) {
+      this.#paused = true;
+      this.#socket.pause();
+    }
+  }
+
+  async #pump(): Promise<void> {
+    this.#busy = true;
+    try {
+      do {
+        this.#more = false;
+        if (await this.#drive()) return;
+        await this.#flush();
+      } while (this.#more);
+      if (this.#draining && this.#session.idle()) {
+        this.#closeWith(REPLY_SHUTDOWN(this.#options.config.hostname));
+      }
+    } catch (e: unknown) {
+      // A handler bug must cost one connection, never the server.
+      this.#options.handler.transcript(">", `internal error: ${e instanceof Error ? e.stack : e}`);
+      this.destroy("internal error");
+    } finally {
+      this.#busy = false;
+      this.#backlog = 0;
+      if (this.#paused && !this.#closing) {
+        this.#paused = false;
+        this.#socket.resume();
+      }
+    }
+  }
+
+  /** Runs session events until it needs data; true when the connection is over. */
+  async #drive(): Promise<boolean> {
+    const session = this.#session;
+    const handler = this.#options.handler;
+    for (;;) {
+      if (this.#closing) return true;
+      const ev = session.next();
+      switch (ev.type) {
+        case "need-data":
+          return false;
+        case "paused":
+          throw new Error("Session paused without a pending decision");
+        case "reply":
+          this.#out.push(ev.bytes);
+          handler.replied(ev.reply);
+          if (this.#options.config.transcript) {
+            for (const line of new TextDecoder().decode(ev.bytes).split("\r\n")) {
+              if (line) handler.transcript(">", line);
+            }
+          }
+          if (ev.reply.code === 421) {
+            // RFC 5321 §3.8: 421 means the channel closes after the reply.
+            await this.#flush();
+            this.#end();
+            return true;
+          }
+          break;
+        case "close":
+          await this.#flush();
+          this.#end();
+          return true;
+        case "transcript":
+          handler.transcript("<", ev.line);
+          break;
+        case "helo": {
+          const v = await handler.helo(ev.verb, ev.domain);
+          if (v === "disconnect") return this.#drop();
+          session.resumeHelo(v);
+          break;
+        }
+        case "mail": {
+          const v = await handler.mail(ev.reversePath, ev.params);
+          if (v === "disconnect") return this.#drop();
+          session.resumeMail(v);
+          break;
+        }
+        case "rcpt": {
+          const v = await handler.rcpt(ev.forwardPath, ev.params);
+          if (v === "disconnect") return this.#drop();
+          session.resumeRcpt(v);
+          break;
+        }
+        case "auth": {
+          const { type: _type, ...request } = ev;
+          const v = await handler.auth(request);
+          if (v === "disconnect") return this.#drop();
+          session.resumeAuth(v);
+          break;
+        }
+        case "message-start":
+          session.resumeMessageStart(await handler.messageStart(ev.via));
+          break;
+        case "message-data": {
+          const pending = handler.messageData(ev.bytes);
+          if (pending) await pending;
+          break;
+        }
+        case "message-end": {
+          const outcome = await handler.messageEnd(ev.envelope, ev.size);
+          if (outcome === "disconnect") return this.#drop();
+          if (outcome.after) this.#afterFlush.push(outcome.after);
+          session.resumeMessageEnd(outcome.reply);
+          break;
+        }
+        case "message-abort":
+          await handler.messageAbort(ev.reason);
+          break;
+        case "starttls":
+          await this.#startTls();
+          if (this.#closing) return true;
+          break;
+        case "xclient":
+          handler.xclient(ev.attributes);
+          break;
+        default: {
+          const unhandled: never = ev;
+          throw new Error(`Unhandled session event ${JSON.stringify(unhandled)}`);
+        }
+      }
+    }
+  }
+
+  async #startTls(): Promise<void> {
+    const plain = this.#socket;
+    const context = this.#options.secureContext;
+    // CVE-2011-0411: nothing read after STARTTLS may reach the session. The
+    // session dropped what it had; stop reading plaintext before the 220 goes out.
+    plain.removeListener("data", this.#onData);
+    plain.pause();
+    const queued = this.#out;
+    this.#out = [];
+    // The 220 must be out before the handshake starts reading the socket.
+    await new Promise<void>((done) => plain.write(concat(queued), () => done()));
+    if (!context) throw new Error("STARTTLS offered without a TLS context");
+    plain.setTimeout(0);
+    let secure: TLSSocket;
+    try {
+      secure = await upgradeServerSocket(plain, context, this.#options.timeoutMs);
+    } catch (e: unknown) {
+      this.#options.handler.transcript(">", e instanceof Error ? e.message : String(e));
+      this.destroy("TLS handshake failed");
+      return;
+    }
+    plain.removeAllListeners("close");
+    this.#socket = secure;
+    this.#attach(secure);
+    this.#options.handler.secured(tlsInfo(secure));
+    this.#session.resumeTls();
+  }
+
+  /** Writes everything queued; waits while the client is not reading (bounded memory). */
+  async #flush(): Promise<void> {
+    if (this.#out.length === 0 || this.#closed) return;
+    const chunks = this.#out;
+    this.#out = [];
+    const bytes = chunks.length === 1 ? chunks[0]! : concat(chunks);
+    const socket = this.#socket;
+    const drained = socket.write(bytes);
+    const after = this.#afterFlush;
+    this.#afterFlush = [];
+    for (const fn of after) fn();
+    if (!drained && !this.#closed) {
+      this.#awaitingDrain = true;
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          this.#awaitingDrain = false;
+          socket.off("drain", done);
+          socket.off("close", done);
+          resolve();
+        };
+        socket.on("drain", done);
+        socket.on("close", done);
+      });
+    }
+  }
+
+  #closeWith(reply: Reply): void {
+    if (this.#closing) return;
+    this.#out.push(formatReply(reply));
+    this.#options.handler.replied(reply);
+    void this.#flush().then(() => this.#end());
+  }
+
+  #timeout(): void {
+    if (this.#closing) return;
+    // A client that stopped reading our replies cannot be told anything.
+    if (this.#awaitingDrain) return this.destroy("write timeout");
+    // The server itself is slow (fsync, a callback): not the client's fault.
+    if (this.#busy) return;
+    this.#closeWith(REPLY_TIMEOUT(this.#options.config.hostname));
+  }
+
+  #drop(): true {
+    this.destroy("disconnect fault");
+    return true;
+  }
+
+  #end(): void {
+    if (this.#closing) return;
+    this.#closing = true;
+    this.#socket.end();
+    const socket = this.#socket;
+    this.#lingerTimer = setTimeout(() => socket.destroy(), CLOSE_GRACE_MS);
+  }
+
+  #finish(reason: string): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#closing = true;
+    clearTimeout(this.#lingerTimer);
+    this.#options.handler.closed(reason);
+  }
+}
+
+function concat(chunks: Uint8Array[]): Uint8Array {
+  let length = 0;
+  for (const c of chunks) length += c.length;
+  const out = new Uint8Array(length);
+  let offset = 0;
+  for (const c of chunks) {
+    out.set(c, offset);
+    offset += c.length;
+  }
+  return out;
+}

@@ -1,0 +1,396 @@
+/**
+ * `serve()`: listeners + connection driver + spool + callbacks + hooks +
+ * faults, and the life cycle around them (ready file, `--exit-after`,
+ * signals, graceful drain of SPEC §4's last bullet).
+ *
+ * @module
+ */
+
+import type { Socket } from "node:net";
+import { join, resolve } from "node:path";
+import { fileSink, Logger, type LogSink } from "../log.ts";
+import { Connection } from "../net/connection.ts";
+import { bindListener, type BoundListener, ListenError } from "../net/listener.ts";
+import { tlsInfo, upgradeServerSocket } from "../net/starttls.ts";
+import { formatReply, REPLY_TOO_MANY_CONNECTIONS } from "../smtp/reply.ts";
+import type { Reply, SessionConfig } from "../smtp/events.ts";
+import { SpoolError, SpoolWriter } from "../spool/writer.ts";
+import type { Meta } from "../spool/meta.ts";
+import { cidrContains } from "./cidr.ts";
+import type { ServerContext } from "./context.ts";
+import { HookRunner } from "./hooks.ts";
+import { DEFAULTS, type ServeOptions } from "./options.ts";
+import { replyFrom, SessionHandler, toDecision } from "./session_handler.ts";
+import { type Setup, setup, StartupError } from "./setup.ts";
+
+/** How long SIGTERM lets transfers in flight finish (SPEC §4). */
+const DRAIN_DEADLINE_MS = 10_000;
+/** A TLS client must finish its handshake within this (a stalled one holds a slot). */
+const HANDSHAKE_TIMEOUT_MS = 30_000;
+
+/** A bound, running server. */
+export interface ServerHandle {
+  /** Every listener, with the real port when 0 was asked for. */
+  addresses: { address: string; port: number; tls: boolean }[];
+  /** Graceful stop: stop accepting, `421 4.3.2` idle sessions, finish transfers (≤ 10 s). */
+  close(): Promise<void>;
+  /** Resolves when the server has stopped (close, signal, `--exit-after`). */
+  finished: Promise<void>;
+}
+
+function clientOf(socket: Socket): { address: string; port: number } {
+  return { address: plainAddress(socket.remoteAddress), port: socket.remotePort ?? 0 };
+}
+
+/** `::ffff:127.0.0.1` → `127.0.0.1`: the metadata records what the client really is. */
+function plainAddress(address: string | undefined): string {
+  if (!address) return "";
+  return address.startsWith("::ffff:") && address.includes(".") ? address.slice(7) : address;
+}
+
+class Server {
+  #options: ServeOptions;
+  #setup: Setup;
+  #ctx: ServerContext;
+  #spool: SpoolWriter;
+  #logger: Logger;
+  #hooks: HookRunner | null;
+  #listeners: BoundListener[] = [];
+  #connections = new Set<Connection>();
+  #active = 0;
+  #connSeq = 0;
+  #storedCount = 0;
+  #stopping: Promise<void> | null = null;
+  #resolveFinished!: () => void;
+  readonly finished: Promise<void>;
+
+  constructor(options: ServeOptions, s: Setup, spool: SpoolWriter, logger: Logger) {
+    this.#options = options;
+    this.#setup = s;
+    this.#spool = spool;
+    this.#logger = logger;
+    this.finished = new Promise((done) => (this.#resolveFinished = done));
+    this.#hooks = options.onMessageCommand
+      ? new HookRunner(options.onMessageCommand, s.maxConnections, logger)
+      : null;
+    this.#ctx = {
+      options,
+      logger,
+      spool,
+      faults: s.faults,
+      credentials: s.credentials,
+      emlPath: (id) => join(spool.dir, `${id}.eml`),
+      withdraw: async (id) => {
+        await Deno.remove(join(spool.dir, `${id}.json`)).catch(() => {});
+        await Deno.remove(join(spool.dir, `${id}.eml`)).catch(() => {});
+      },
+      stored: (meta, emlPath) => this.#stored(meta, emlPath),
+      released: () => {
+        this.#active--;
+      },
+    };
+  }
+
+  get listeners(): BoundListener[] {
+    return this.#listeners;
+  }
+
+  async bind(): Promise<void> {
+    try {
+      for (const spec of this.#setup.listeners) {
+        this.#listeners.push(await bindListener(spec, (socket, l) => this.#accept(socket, l)));
+      }
+    } catch (e: unknown) {
+      await Promise.all(this.#listeners.map((l) => l.close()));
+      if (e instanceof ListenError) throw new StartupError(e.message);
+      throw e;
+    }
+  }
+
+  #stored(meta: Meta, emlPath: string): void {
+    this.#storedCount++;
+    this.#hooks?.run({
+      SMTPD_ID: meta.id,
+      SMTPD_EML: emlPath,
+      SMTPD_META: join(this.#spool.dir, `${meta.id}.json`),
+      SMTPD_FROM: meta.mailFrom,
+      SMTPD_RCPT: meta.rcptTo.join(","),
+    });
+    const limit = this.#options.exitAfter;
+    if (limit !== undefined && this.#storedCount >= limit) {
+      this.#logger.info("exit-after reached", { stored: this.#storedCount });
+      void this.close();
+    }
+  }
+
+  async #accept(socket: Socket, listener: BoundListener): Promise<void> {
+    socket.on("error", () => socket.destroy());
+    if (this.#stopping) {
+      socket.destroy();
+      return;
+    }
+    const client = clientOf(socket);
+    const server = { address: plainAddress(socket.localAddress), port: socket.localPort ?? 0 };
+    const conn = ++this.#connSeq;
+    this.#active++;
+    let released = false;
+    const release = () => {
+      if (!released) this.#active--;
+      released = true;
+    };
+    let stream: Socket = socket;
+    let tls = null;
+    if (listener.tls) {
+      try {
+        const secure = await upgradeServerSocket(
+          socket,
+          this.#setup.tls!.secureContext,
+          Math.min(HANDSHAKE_TIMEOUT_MS, this.#setup.timeoutMs),
+        );
+        stream = secure;
+        tls = tlsInfo(secure);
+      } catch (e: unknown) {
+        this.#logger.info("tls handshake failed", {
+          conn,
+          client: client.address,
+          error: e instanceof Error ? e.message : String(e),
+        });
+        release();
+        return;
+      }
+    }
+    if (this.#active > this.#setup.maxConnections) {
+      this.#refuse(stream, REPLY_TOO_MANY_CONNECTIONS(this.#setup.hostname), conn, client.address);
+      release();
+      return;
+    }
+    this.#logger.info("connection opened", {
+      conn,
+      client: client.address,
+      port: client.port,
+      listener: `${listener.address}:${listener.port}`,
+      tls: listener.tls,
+    });
+    const refusal = await this.#connectStage({ client, server, tls: listener.tls }, conn);
+    if (refusal === "disconnect") {
+      stream.destroy();
+      release();
+      this.#logger.info("connection closed", { conn, client: client.address, reason: "fault" });
+      return;
+    }
+    if (refusal) {
+      this.#refuse(stream, refusal, conn, client.address);
+      release();
+      return;
+    }
+    released = true; // from here the handler's closed() releases the slot
+    const handler = new SessionHandler(this.#ctx, { client, server, tls: listener.tls }, conn, tls);
+    const connection = new Connection(stream, {
+      config: this.#sessionConfig(listener, client.address),
+      handler,
+      timeoutMs: this.#setup.timeoutMs,
+      ...(this.#setup.tls ? { secureContext: this.#setup.tls.secureContext } : {}),
+    });
+    this.#connections.add(connection);
+    stream.once("close", () => this.#connections.delete(connection));
+    connection.start();
+    if (this.#stopping) connection.shutdown();
+  }
+
+  /** The `connect` stage: `onConnect` and `--fault connect …`, before the greeting. */
+  async #connectStage(
+    info: {
+      client: { address: string; port: number };
+      server: { address: string; port: number };
+      tls: boolean;
+    },
+    conn: number,
+  ): Promise<Reply | "disconnect" | null> {
+    const action = this.#setup.faults.match("connect", info.client.address);
+    if (action?.type === "disconnect") return "disconnect";
+    if (action?.type === "reply") return action.reply;
+    if (action?.type === "delay") await new Promise((r) => setTimeout(r, action.ms));
+    const onConnect = this.#options.onConnect;
+    if (!onConnect) return null;
+    try {
+      return toDecision(await onConnect(info), {
+        code: 554,
+        enhanced: "5.7.1",
+        lines: ["Not allowed"],
+      });
+    } catch (e: unknown) {
+      this.#logger.error("onConnect callback failed", {
+        conn,
+        error: e instanceof Error ? (e.stack ?? e.message) : String(e),
+      });
+      return replyFrom({ code: 421, enhanced: "4.3.0", text: "Temporary server error" });
+    }
+  }
+
+  /** Answers instead of the greeting and closes (RFC 5321 §3.1 allows closing after it). */
+  #refuse(socket: Socket, reply: Reply, conn: number, client: string): void {
+    this.#logger.info("reply", {
+      conn,
+      client,
+      code: reply.code,
+      enhanced: reply.enhanced,
+      text: reply.lines.join(" / "),
+    });
+    socket.end(formatReply(reply));
+    setTimeout(() => socket.destroy(), 2000);
+  }
+
+  #sessionConfig(listener: BoundListener, clientAddress: string): SessionConfig {
+    const s = this.#setup;
+    const hostname = s.hostname;
+    return {
+      hostname,
+      maxSize: s.maxSize,
+      maxRecipients: s.maxRecipients,
+      starttls: s.tls !== null && !listener.tls,
+      tlsActive: listener.tls,
+      requireTls: this.#options.requireTls === true,
+      requireAuth: this.#options.requireAuth === true,
+      authMechanisms: s.authMechanisms,
+      trustedProxy: cidrContains(s.trustProxy, clientAddress),
+      acceptRcpt: s.acceptRcpt,
+      cramChallenge: () => `<${crypto.randomUUID()}.${Date.now()}@${hostname}>`,
+      transcript: this.#logger.enabled("debug"),
+    };
+  }
+
+  /** Graceful stop; calling it again returns the same promise. */
+  close(): Promise<void> {
+    this.#stopping ??= this.#drain();
+    return this.#stopping;
+  }
+
+  /** Second signal: drop everything now. */
+  abort(): void {
+    for (const c of this.#connections) c.destroy("shutdown");
+    this.#hooks?.cancel();
+    void this.close();
+  }
+
+  async #drain(): Promise<void> {
+    this.#logger.info("shutting down", { connections: this.#connections.size });
+    await Promise.all(this.#listeners.map((l) => l.close()));
+    for (const c of this.#connections) c.shutdown();
+    const deadline = Date.now() + DRAIN_DEADLINE_MS;
+    while (this.#connections.size > 0 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    for (const c of this.#connections) c.destroy("shutdown deadline");
+    // Hooks get what is left of the drain deadline, then are cancelled.
+    if (this.#hooks) {
+      const left = Math.max(0, deadline - Date.now());
+      await Promise.race([this.#hooks.idle(), new Promise((r) => setTimeout(r, left))]);
+      this.#hooks.cancel();
+    }
+    await this.#spool.close();
+    this.#logger.info("stopped", { stored: this.#storedCount });
+    this.#resolveFinished();
+  }
+}
+
+function makeLogger(options: ServeOptions): Logger {
+  let sink: LogSink | undefined;
+  if (options.logFile !== undefined) {
+    try {
+      sink = fileSink(options.logFile);
+    } catch (e: unknown) {
+      throw new StartupError(`cannot open log file ${options.logFile}: ${errorReason(e)}`);
+    }
+  }
+  return new Logger({
+    level: options.logLevel ?? DEFAULTS.logLevel,
+    format: options.logFormat ?? DEFAULTS.logFormat,
+    ...(sink ? { sink } : {}),
+  });
+}
+
+function errorReason(e: unknown): string {
+  if (e instanceof Deno.errors.NotFound) return "no such file or directory";
+  if (e instanceof Deno.errors.PermissionDenied) return "permission denied";
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** Writes `content` to `path` via a temporary file and a rename (readers never see half). */
+async function writeAtomically(path: string, content: string): Promise<void> {
+  const tmp = `${path}.${Deno.pid}.tmp`;
+  await Deno.writeTextFile(tmp, content);
+  await Deno.rename(tmp, path);
+}
+
+function installSignals(server: Server, logger: Logger): () => void {
+  // Windows delivers only SIGINT and SIGBREAK to Deno (SPEC §7).
+  const signals: Deno.Signal[] = Deno.build.os === "windows"
+    ? ["SIGINT", "SIGBREAK"]
+    : ["SIGINT", "SIGTERM"];
+  let received = 0;
+  const onSignal = () => {
+    received++;
+    if (received === 1) {
+      logger.info("signal received: draining (send again to stop at once)");
+      void server.close();
+    } else {
+      logger.warn("second signal: stopping at once");
+      server.abort();
+    }
+  };
+  for (const s of signals) Deno.addSignalListener(s, onSignal);
+  return () => {
+    for (const s of signals) Deno.removeSignalListener(s, onSignal);
+  };
+}
+
+/**
+ * Starts the server; resolves once every listener is bound (and the ready
+ * file written). Rejects with `OptionError` (bad option) or `StartupError`.
+ */
+export async function serve(options: ServeOptions = {}): Promise<ServerHandle> {
+  const s = await setup(options);
+  const logger = makeLogger(options);
+  const spoolDir = resolve(options.spool ?? DEFAULTS.spool);
+  let spool: SpoolWriter;
+  try {
+    spool = await SpoolWriter.open({ dir: spoolDir, fsync: options.noFsync !== true });
+  } catch (e: unknown) {
+    if (e instanceof SpoolError) throw new StartupError(e.message);
+    throw e;
+  }
+  if (s.tls) {
+    const dir = join(spoolDir, ".tls");
+    await Deno.mkdir(dir, { recursive: true });
+    await writeAtomically(join(dir, "cert.pem"), s.tls.certPem);
+  }
+  const server = new Server(options, s, spool, logger);
+  try {
+    await server.bind();
+  } catch (e: unknown) {
+    await spool.close();
+    throw e;
+  }
+  const addresses = server.listeners.map((l) => ({ address: l.address, port: l.port, tls: l.tls }));
+  if (options.readyFile !== undefined) {
+    await writeAtomically(
+      options.readyFile,
+      JSON.stringify({ pid: Deno.pid, listeners: addresses }),
+    );
+  }
+  logger.info("listening", {
+    listeners: addresses.map((a) =>
+      `${a.address.includes(":") ? `[${a.address}]` : a.address}:${a.port}${a.tls ? "/tls" : ""}`
+    )
+      .join(","),
+    spool: spool.dir,
+    tls: s.tls
+      ? (options.tlsSelfSigned ? `self-signed sha256=${s.tls.fingerprint256}` : "certificate")
+      : "off",
+    auth: options.onAuth ? "callback" : s.credentials ? "auth-file" : "any credentials",
+    fsync: options.noFsync !== true,
+  });
+  const uninstall = options.handleSignals ? installSignals(server, logger) : () => {};
+  void server.finished.then(uninstall);
+  return { addresses, close: () => server.close(), finished: server.finished };
+}

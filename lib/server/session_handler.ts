@@ -1,0 +1,301 @@
+/**
+ * The server's policy for one connection: fault rules, user callbacks,
+ * credentials and the spool sink, behind the driver's `ConnectionHandler`.
+ * Order at each stage: fault rule first (it simulates the network or the
+ * server), then the user's callback.
+ *
+ * @module
+ */
+
+import type {
+  AuthRequest,
+  ConnectionHandler,
+  MessageOutcome,
+  TlsParams,
+  Verdict,
+} from "../net/connection.ts";
+import type { Decision, Envelope, Params, Reply } from "../smtp/events.ts";
+import {
+  queuedReply,
+  REPLY_CALLBACK_FAILED,
+  REPLY_DISK_FULL,
+  REPLY_SPOOL_UNWRITABLE,
+} from "../smtp/reply.ts";
+import { type MessageSink, SpoolError } from "../spool/writer.ts";
+import { type Meta, type MetaInput, protocolName } from "../spool/meta.ts";
+import type { FaultStage } from "./faults.ts";
+import type { CallbackResult, ConnectionInfo, RejectReply } from "./options.ts";
+import type { ServerContext } from "./context.ts";
+
+const REPLY_AUTH_FAILED: Reply = {
+  code: 535,
+  enhanced: "5.7.8",
+  lines: ["Authentication credentials invalid"],
+};
+
+/** Turns what a user callback returned into a decision (`null` accepts). */
+export function toDecision(result: CallbackResult | boolean, rejected: Reply): Decision {
+  if (result === undefined || result === null || result === true) return null;
+  if (result === false) return rejected;
+  return replyFrom(result);
+}
+
+/** A user's `{ code, enhanced, text }` as a wire reply; a bad code becomes 451 (their bug, our safety). */
+export function replyFrom(r: RejectReply): Reply {
+  const code = Number.isInteger(r.code) && r.code >= 400 && r.code <= 599 ? r.code : 451;
+  const klass = Math.floor(code / 100);
+  const enhanced = r.enhanced && /^[245]\.\d{1,3}\.\d{1,3}$/.test(r.enhanced) &&
+      r.enhanced[0] === String(klass)
+    ? r.enhanced
+    : `${klass}.0.0`;
+  const text = (r.text ?? "Rejected").replace(/[\r\n]+/g, " ");
+  return { code, enhanced, lines: [text] };
+}
+
+export class SessionHandler implements ConnectionHandler {
+  #ctx: ServerContext;
+  #info: ConnectionInfo;
+  #conn: number;
+  #opened = Date.now();
+  #tls: TlsParams | null = null;
+  #sink: MessageSink | null = null;
+  #sinkError: SpoolError | null = null;
+  #messageStarted = 0;
+
+  constructor(ctx: ServerContext, info: ConnectionInfo, conn: number, tls: TlsParams | null) {
+    this.#ctx = ctx;
+    this.#info = info;
+    this.#conn = conn;
+    this.#tls = tls;
+  }
+
+  /** Applies the first matching `--fault` rule; `undefined` means carry on normally. */
+  async #fault(stage: FaultStage, argument: string): Promise<Reply | "disconnect" | undefined> {
+    const action = this.#ctx.faults.match(stage, argument);
+    if (!action) return undefined;
+    switch (action.type) {
+      case "reply":
+        return action.reply;
+      case "delay":
+        await new Promise((resolve) => setTimeout(resolve, action.ms));
+        return undefined;
+      case "disconnect":
+        this.#ctx.logger.info("fault: disconnect", { conn: this.#conn, stage });
+        return "disconnect";
+    }
+  }
+
+  async #callback(name: string, run: () => unknown, rejected: Reply): Promise<Decision> {
+    try {
+      return toDecision((await run()) as CallbackResult, rejected);
+    } catch (e: unknown) {
+      this.#ctx.logger.error(`${name} callback failed`, {
+        conn: this.#conn,
+        error: e instanceof Error ? (e.stack ?? e.message) : String(e),
+      });
+      return REPLY_CALLBACK_FAILED;
+    }
+  }
+
+  async helo(_verb: "HELO" | "EHLO", domain: string): Promise<Verdict> {
+    return (await this.#fault("helo", domain)) ?? null;
+  }
+
+  async mail(reversePath: string, params: Params): Promise<Verdict> {
+    const fault = await this.#fault("mail", reversePath);
+    if (fault !== undefined) return fault;
+    const cb = this.#ctx.options.onMailFrom;
+    if (!cb) return null;
+    return await this.#callback("onMailFrom", () => cb(reversePath, params), {
+      code: 550,
+      enhanced: "5.7.1",
+      lines: ["Sender rejected"],
+    });
+  }
+
+  async rcpt(forwardPath: string, params: Params): Promise<Verdict> {
+    const fault = await this.#fault("rcpt", forwardPath);
+    if (fault !== undefined) return fault;
+    const cb = this.#ctx.options.onRcptTo;
+    if (!cb) return null;
+    return await this.#callback("onRcptTo", () => cb(forwardPath, params), {
+      code: 550,
+      enhanced: "5.1.1",
+      lines: [`<${forwardPath}>: Recipient address rejected`],
+    });
+  }
+
+  async auth(request: AuthRequest): Promise<Verdict> {
+    const fault = await this.#fault("auth", request.username);
+    if (fault !== undefined) return fault;
+    const { options, credentials } = this.#ctx;
+    if (options.onAuth) {
+      const onAuth = options.onAuth;
+      return await this.#callback(
+        "onAuth",
+        () => onAuth(request.username, request.password ?? "", request.mechanism),
+        REPLY_AUTH_FAILED,
+      );
+    }
+    if (!credentials) return null; // SPEC §4: without --auth-file any credentials succeed
+    const ok = request.mechanism === "CRAM-MD5"
+      ? credentials.checkCramMd5(request.username, request.challenge ?? "", request.digest ?? "")
+      : credentials.check(request.username, request.password ?? "");
+    return ok ? null : REPLY_AUTH_FAILED;
+  }
+
+  async messageStart(_via: "DATA" | "BDAT"): Promise<Decision> {
+    this.#sinkError = null;
+    this.#messageStarted = Date.now();
+    try {
+      this.#sink = await this.#ctx.spool.begin();
+      return null;
+    } catch (e: unknown) {
+      return this.#spoolFailure(e);
+    }
+  }
+
+  messageData(bytes: Uint8Array): Promise<void> | void {
+    const sink = this.#sink;
+    if (!sink || this.#sinkError) return;
+    return sink.write(bytes).catch((e: unknown) => {
+      // Keep consuming the body; the failure is answered at its end (SPEC §4: 451/452).
+      this.#sinkError = e instanceof SpoolError ? e : new SpoolError("unwritable", String(e));
+    });
+  }
+
+  async messageEnd(envelope: Envelope, size: number): Promise<MessageOutcome | "disconnect"> {
+    const sink = this.#sink;
+    this.#sink = null;
+    if (!sink) return { reply: REPLY_SPOOL_UNWRITABLE };
+    // The `data` stage's argument is the sender, so `data~^bounce@` can target one flow.
+    const fault = await this.#fault("data", envelope.mailFrom);
+    if (fault !== undefined) {
+      await sink.abort();
+      return fault === "disconnect" ? fault : { reply: fault };
+    }
+    if (this.#sinkError) {
+      await sink.abort();
+      return { reply: this.#spoolFailure(this.#sinkError) };
+    }
+    return await this.#commit(sink, envelope, size);
+  }
+
+  async #commit(sink: MessageSink, envelope: Envelope, size: number): Promise<MessageOutcome> {
+    let meta: Meta;
+    try {
+      meta = await sink.commit(this.#metaInput(envelope));
+    } catch (e: unknown) {
+      await sink.abort();
+      return { reply: this.#spoolFailure(e) };
+    }
+    const emlPath = this.#ctx.emlPath(meta.id);
+    const onMessage = this.#ctx.options.onMessage;
+    if (onMessage) {
+      // The library's onMessage may still refuse: then the message is withdrawn (.json first).
+      const decision = await this.#callback("onMessage", () => onMessage(meta, emlPath), {
+        code: 554,
+        enhanced: "5.7.1",
+        lines: ["Message rejected"],
+      });
+      if (decision) {
+        await this.#ctx.withdraw(meta.id);
+        return { reply: decision };
+      }
+    }
+    const ms = Date.now() - this.#messageStarted;
+    return {
+      reply: queuedReply(meta.id),
+      after: () => {
+        this.#ctx.logger.info("message stored", {
+          conn: this.#conn,
+          id: meta.id,
+          from: meta.mailFrom || "<>",
+          rcpts: meta.rcptTo.length,
+          size,
+          ms,
+        });
+        this.#ctx.stored(meta, emlPath);
+      },
+    };
+  }
+
+  #metaInput(env: Envelope): MetaInput {
+    const x = env.xclient;
+    const port = x.PORT !== undefined && /^\d+$/.test(x.PORT) ? Number(x.PORT) : undefined;
+    const input: MetaInput = {
+      mailFrom: env.mailFrom,
+      rcptTo: env.rcptTo,
+      mailParams: env.mailParams,
+      rcptParams: env.rcptParams,
+      helo: env.helo,
+      protocol: protocolName({
+        esmtp: env.esmtp,
+        tls: env.tls,
+        auth: env.auth !== null,
+        smtputf8: env.smtputf8,
+      }),
+      client: {
+        address: x.ADDR ?? this.#info.client.address,
+        port: port ?? this.#info.client.port,
+      },
+      server: this.#info.server,
+      tls: this.#tls,
+      auth: env.auth,
+    };
+    if (Object.keys(env.xforward).length > 0) input.xforward = env.xforward;
+    return input;
+  }
+
+  #spoolFailure(e: unknown): Reply {
+    const full = e instanceof SpoolError && e.kind === "full";
+    this.#ctx.logger.error(full ? "spool full" : "spool not writable", {
+      conn: this.#conn,
+      error: e instanceof Error ? e.message : String(e),
+    });
+    return full ? REPLY_DISK_FULL : REPLY_SPOOL_UNWRITABLE;
+  }
+
+  async messageAbort(_reason: string): Promise<void> {
+    const sink = this.#sink;
+    this.#sink = null;
+    await sink?.abort();
+  }
+
+  secured(params: TlsParams): void {
+    this.#tls = params;
+    this.#ctx.logger.debug("tls established", { conn: this.#conn, ...params });
+  }
+
+  xclient(attributes: Record<string, string>): void {
+    this.#ctx.logger.info("xclient", { conn: this.#conn, ...attributes });
+  }
+
+  transcript(direction: "<" | ">", line: string): void {
+    this.#ctx.logger.debug(`${direction} ${line}`, { conn: this.#conn });
+  }
+
+  replied(reply: Reply): void {
+    if (reply.code < 400) return;
+    this.#ctx.logger.info("reply", {
+      conn: this.#conn,
+      client: this.#info.client.address,
+      code: reply.code,
+      enhanced: reply.enhanced || undefined,
+      text: reply.lines.join(" / "),
+    });
+  }
+
+  closed(reason: string): void {
+    const sink = this.#sink;
+    this.#sink = null;
+    void sink?.abort();
+    this.#ctx.logger.info("connection closed", {
+      conn: this.#conn,
+      client: this.#info.client.address,
+      reason,
+      ms: Date.now() - this.#opened,
+    });
+    this.#ctx.released();
+  }
+}

@@ -1,0 +1,157 @@
+/**
+ * Turns `ServeOptions` into validated, parsed configuration before anything
+ * is bound: a bad rule, pattern, CIDR or address is an `OptionError` naming
+ * the flag (CLI exit 2); a missing file or a bad certificate is a
+ * `StartupError` (exit 1).
+ *
+ * @module
+ */
+
+import { type HostPort, parseHostPort } from "../units.ts";
+import { type Cidr, parseCidr } from "./cidr.ts";
+import { FaultPlan, parseFaultRule } from "./faults.ts";
+import { type Credentials, loadAuthFile } from "./auth_file.ts";
+import { loadTlsContext, TlsConfigError, type TlsMaterial } from "../net/tls_context.ts";
+import { DEFAULTS, type ServeOptions } from "./options.ts";
+import type { AuthMechanism } from "../smtp/events.ts";
+
+/** A bad option value: `flag` names it (`--fault`), `message` says what is wrong. */
+export class OptionError extends Error {
+  override name = "OptionError";
+  readonly flag: string;
+  constructor(flag: string, message: string) {
+    super(message);
+    this.flag = flag;
+  }
+}
+
+/** The server cannot start (port in use, spool not writable, bad certificate): one line. */
+export class StartupError extends Error {
+  override name = "StartupError";
+}
+
+export interface Listen extends HostPort {
+  tls: boolean;
+}
+
+export interface Setup {
+  hostname: string;
+  listeners: Listen[];
+  faults: FaultPlan;
+  acceptRcpt: RegExp[];
+  trustProxy: Cidr[];
+  credentials: Credentials | null;
+  tls: TlsMaterial | null;
+  authMechanisms: AuthMechanism[];
+  maxSize: number;
+  maxRecipients: number;
+  maxConnections: number;
+  timeoutMs: number;
+}
+
+function each<T>(
+  flag: string,
+  values: readonly string[] | undefined,
+  parse: (v: string) => T,
+): T[] {
+  return (values ?? []).map((value) => {
+    try {
+      return parse(value);
+    } catch (e: unknown) {
+      throw new OptionError(flag, e instanceof Error ? e.message : String(e));
+    }
+  });
+}
+
+function positive(flag: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!Number.isSafeInteger(value) || value < 1) {
+    throw new OptionError(flag, `Cannot use "${value}": expected a positive whole number`);
+  }
+  return value;
+}
+
+function osHostname(): string {
+  try {
+    return Deno.hostname();
+  } catch {
+    return "localhost";
+  }
+}
+
+/** Validates and loads everything `serve()` needs before binding. */
+export async function setup(options: ServeOptions): Promise<Setup> {
+  const hostname = options.hostname ?? osHostname();
+  if (!/^[\x21-\x7e]+$/.test(hostname)) {
+    throw new OptionError("--hostname", `Cannot use "${hostname}": expected a host name`);
+  }
+  const plain = each("--listen", options.listen, (v) => ({ ...parseHostPort(v), tls: false }));
+  const implicit = each(
+    "--listen-tls",
+    options.listenTls,
+    (v) => ({ ...parseHostPort(v), tls: true }),
+  );
+  const listeners = plain.length + implicit.length > 0
+    ? [...plain, ...implicit]
+    : [{ ...parseHostPort(DEFAULTS.listen), tls: false }];
+  const faults = new FaultPlan(each("--fault", options.faults, parseFaultRule));
+  const acceptRcpt = each("--accept-rcpt", options.acceptRcpt, (v) => new RegExp(v));
+  const trustProxy = each("--trust-proxy", options.trustProxy, parseCidr);
+
+  if ((options.tlsCert === undefined) !== (options.tlsKey === undefined)) {
+    throw new OptionError("--tls-cert", "--tls-cert and --tls-key go together");
+  }
+  const tlsWanted = options.tlsCert !== undefined || options.tlsSelfSigned === true;
+  if (implicit.length > 0 && !tlsWanted) {
+    throw new OptionError("--listen-tls", "needs --tls-cert/--tls-key or --tls-self-signed");
+  }
+  if (options.requireTls && !tlsWanted) {
+    throw new OptionError("--require-tls", "needs --tls-cert/--tls-key or --tls-self-signed");
+  }
+  let tls: TlsMaterial | null = null;
+  if (tlsWanted) {
+    try {
+      tls = await loadTlsContext({
+        ...(options.tlsCert !== undefined ? { certFile: options.tlsCert } : {}),
+        ...(options.tlsKey !== undefined ? { keyFile: options.tlsKey } : {}),
+        selfSigned: options.tlsSelfSigned === true && options.tlsCert === undefined,
+        hostname,
+      });
+    } catch (e: unknown) {
+      if (e instanceof TlsConfigError) throw new StartupError(e.message);
+      throw e;
+    }
+  }
+
+  let credentials: Credentials | null = null;
+  if (options.authFile !== undefined) {
+    try {
+      credentials = await loadAuthFile(options.authFile);
+    } catch (e: unknown) {
+      if (e instanceof SyntaxError) throw new OptionError("--auth-file", e.message);
+      if (e instanceof Deno.errors.NotFound) {
+        throw new StartupError(`cannot read auth file ${options.authFile}: not found`);
+      }
+      throw new StartupError(`cannot read auth file ${options.authFile}: ${String(e)}`);
+    }
+  }
+  // CRAM-MD5 needs the password on our side: not with an onAuth callback.
+  const authMechanisms: AuthMechanism[] = options.onAuth
+    ? ["PLAIN", "LOGIN"]
+    : ["PLAIN", "LOGIN", "CRAM-MD5"];
+
+  return {
+    hostname,
+    listeners,
+    faults,
+    acceptRcpt,
+    trustProxy,
+    credentials,
+    tls,
+    authMechanisms,
+    maxSize: positive("--max-size", options.maxSize, DEFAULTS.maxSize),
+    maxRecipients: positive("--max-recipients", options.maxRecipients, DEFAULTS.maxRecipients),
+    maxConnections: positive("--max-connections", options.maxConnections, DEFAULTS.maxConnections),
+    timeoutMs: positive("--timeout", options.timeout, DEFAULTS.timeoutMs),
+  };
+}

@@ -1,0 +1,319 @@
+/**
+ * Argument grammar of MAIL, RCPT, VRFY, XCLIENT and XFORWARD: paths, source
+ * routes, ESMTP parameters, xtext. The RFC ABNF is quoted above each regex.
+ * Functions return the parsed value or the `Reply` that refuses it.
+ *
+ * @module
+ */
+
+import type { Params, Reply } from "./events.ts";
+import { MAX_ENVID_OCTETS, MAX_ORCPT_OCTETS, MAX_SIZE_DIGITS } from "./limits.ts";
+import {
+  badAttributeReply,
+  badParamReply,
+  duplicateParamReply,
+  REPLY_BAD_RECIPIENT,
+  REPLY_BAD_SENDER,
+  REPLY_NEED_SMTPUTF8,
+  REPLY_SIZE_EXCEEDED,
+  syntaxReply,
+  unknownParamReply,
+} from "./reply.ts";
+
+// RFC 5321 §4.1.2 atext (RFC 5322 §3.2.3), widened by RFC 6531 §3.3 with UTF8-non-ascii.
+const ATEXT = "[A-Za-z0-9!#$%&'*+\\-/=?^_`{|}~\\u{80}-\\u{10FFFF}]";
+// Dot-string = Atom *("." Atom)
+const DOT_STRING = `${ATEXT}+(?:\\.${ATEXT}+)*`;
+// Quoted-string = DQUOTE *QcontentSMTP DQUOTE
+// qtextSMTP = %d32-33 / %d35-91 / %d93-126 ; quoted-pairSMTP = %d92 %d32-126
+const QUOTED_STRING =
+  '"(?:[\\x20\\x21\\x23-\\x5b\\x5d-\\x7e\\u{80}-\\u{10FFFF}]|\\\\[\\x20-\\x7e])*"';
+// sub-domain = Let-dig [Ldh-str] ; RFC 6531 §3.3 adds U-labels
+const LET_DIG = "[A-Za-z0-9\\u{80}-\\u{10FFFF}]";
+const SUB_DOMAIN = `${LET_DIG}(?:[A-Za-z0-9\\u{80}-\\u{10FFFF}-]*${LET_DIG})?`;
+// Domain = sub-domain *("." sub-domain)
+const DOMAIN = `${SUB_DOMAIN}(?:\\.${SUB_DOMAIN})*`;
+// address-literal = "[" ( IPv4-address-literal / IPv6-address-literal / General-address-literal ) "]"
+const ADDRESS_LITERAL = "\\[[^\\[\\]\\\\]+\\]";
+// Mailbox = Local-part "@" ( Domain / address-literal ) ; Local-part = Dot-string / Quoted-string
+const MAILBOX_REGEXP = new RegExp(
+  `^(${DOT_STRING}|${QUOTED_STRING})@(${DOMAIN}|${ADDRESS_LITERAL})$`,
+  "u",
+);
+// A-d-l = At-domain *( "," At-domain ) ; At-domain = "@" Domain  (RFC 5321 §4.1.2, obsolete but MUST be accepted)
+const SOURCE_ROUTE_REGEXP = new RegExp(`^@${DOMAIN}(?:,@${DOMAIN})*:`, "u");
+// IPv4-address-literal = Snum 3("."  Snum)
+const IPV4_REGEXP = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
+// General-address-literal = Standardized-tag ":" 1*dcontent ; dcontent = %d33-90 / %d94-126
+const GENERAL_LITERAL_REGEXP = /^[A-Za-z0-9-]*[A-Za-z0-9]:[\x21-\x5a\x5e-\x7e]+$/;
+const HEX16_REGEXP = /^[0-9A-Fa-f]{1,4}$/;
+// esmtp-keyword = (ALPHA / DIGIT) *(ALPHA / DIGIT / "-")
+const ESMTP_KEYWORD_REGEXP = /^[A-Za-z0-9][A-Za-z0-9-]*$/;
+// esmtp-value = 1*(%d33-60 / %d62-126) ; RFC 6531 §3.3 adds UTF8-non-ascii
+const ESMTP_VALUE_REGEXP = /^[\x21-\x3c\x3e-\x7e\u{80}-\u{10FFFF}]+$/u;
+// xtext = *( xchar / hexchar ) ; xchar = %d33-42 / %d44-60 / %d62-126 ; hexchar = "+" 2HEXDIG  (RFC 3461 §4)
+const XTEXT_REGEXP = /^(?:[\x21-\x2a\x2c-\x3c\x3e-\x7e]|\+[0-9A-Fa-f]{2})*$/;
+const XTEXT_UTF8_REGEXP = /^(?:[\x21-\x2a\x2c-\x3c\x3e-\x7e\u{80}-\u{10FFFF}]|\+[0-9A-Fa-f]{2})*$/u;
+const XTEXT_HEX_REGEXP = /\+([0-9A-Fa-f]{2})/g;
+// RFC 3461 §4.2 addr-type = atom
+const ORCPT_REGEXP = /^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+;(.+)$/s;
+const NOTIFY_REGEXP = /^(?:NEVER|(?:SUCCESS|FAILURE|DELAY)(?:,(?:SUCCESS|FAILURE|DELAY))*)$/i;
+const NON_ASCII_REGEXP = /[\u{80}-\u{10FFFF}]/u;
+
+/** A parsed MAIL FROM. */
+export interface MailArgs {
+  /** "" for the null reverse-path `<>`. */
+  reversePath: string;
+  params: Params;
+  smtputf8: boolean;
+  body: string;
+}
+
+/** A parsed RCPT TO. */
+export interface RcptArgs {
+  forwardPath: string;
+  params: Params;
+}
+
+/** True when the text has a character outside US-ASCII (RFC 6531 §3.4). */
+export function hasNonAscii(text: string): boolean {
+  return NON_ASCII_REGEXP.test(text);
+}
+
+/** RFC 5321 §4.1.2 `Mailbox`, with RFC 6531 UTF-8 allowed (the caller checks SMTPUTF8). */
+export function isMailbox(text: string): boolean {
+  const match = MAILBOX_REGEXP.exec(text);
+  if (!match) return false;
+  const domain = match[2]!;
+  return domain.startsWith("[") ? isAddressLiteral(domain.slice(1, -1)) : true;
+}
+
+/** RFC 5321 §4.1.3 address literal, without its brackets. */
+function isAddressLiteral(text: string): boolean {
+  if (IPV4_REGEXP.test(text)) return isIpv4(text);
+  if (/^IPv6:/i.test(text)) return isIpv6(text.slice(5));
+  return GENERAL_LITERAL_REGEXP.test(text);
+}
+
+/** RFC 5321 §4.1.3 IPv6-addr: full, compressed (`::`), optionally ending in IPv4. */
+function isIpv6(text: string): boolean {
+  let body = text;
+  let groups = 8;
+  const lastColon = text.lastIndexOf(":");
+  if (lastColon < 0) return false;
+  const tail = text.slice(lastColon + 1);
+  if (tail.includes(".")) {
+    // IPv6v4-full / IPv6v4-comp: the IPv4 part stands for two groups.
+    if (!isIpv4(tail)) return false;
+    groups = 6;
+    body = text[lastColon - 1] === ":" ? text.slice(0, lastColon + 1) : text.slice(0, lastColon);
+  }
+  const halves = body.split("::");
+  if (halves.length > 2) return false;
+  if (halves.length === 1) return countGroups(halves[0]!) === groups;
+  const head = countGroups(halves[0]!);
+  const rest = countGroups(halves[1]!);
+  return head >= 0 && rest >= 0 && head + rest <= groups - 1;
+}
+
+function isIpv4(text: string): boolean {
+  const v4 = IPV4_REGEXP.exec(text);
+  return v4 !== null && v4.slice(1).every((n) => Number(n) <= 255);
+}
+
+/** IPv6-hex groups separated by ":"; -1 when one is not 1*4HEXDIG. */
+function countGroups(part: string): number {
+  if (part === "") return 0;
+  const items = part.split(":");
+  return items.every((h) => HEX16_REGEXP.test(h)) ? items.length : -1;
+}
+
+/**
+ * Splits `FROM:<path> params` (or `TO:`): the keyword case-insensitive, spaces
+ * after the colon tolerated (Postfix does), angle brackets required.
+ *
+ * @returns the text inside the brackets and what follows, or null
+ */
+export function splitPath(
+  args: string,
+  keyword: "FROM" | "TO",
+): { path: string; rest: string } | null {
+  if (args.slice(0, keyword.length + 1).toUpperCase() !== `${keyword}:`) return null;
+  let i = keyword.length + 1;
+  while (args.charCodeAt(i) === 0x20) i++;
+  if (args[i] !== "<") return null;
+  let quoted = false;
+  for (let j = i + 1; j < args.length; j++) {
+    const c = args[j];
+    if (quoted) {
+      if (c === "\\") j++;
+      else if (c === '"') quoted = false;
+    } else if (c === '"') {
+      quoted = true;
+    } else if (c === ">") {
+      const rest = args.slice(j + 1);
+      if (rest !== "" && rest[0] !== " ") return null;
+      return { path: args.slice(i + 1, j), rest };
+    }
+  }
+  return null;
+}
+
+/** RFC 5321 §4.1.2 Path = "<" [ A-d-l ":" ] Mailbox ">": drops the source route (§C). */
+function stripSourceRoute(path: string): string {
+  const route = SOURCE_ROUTE_REGEXP.exec(path);
+  return route ? path.slice(route[0].length) : path;
+}
+
+/** Splits `KEY[=VALUE] …` (RFC 5321 §4.1.2 Mail-parameters); null when a token is malformed. */
+function splitParams(rest: string): [string, string | true][] | null {
+  const out: [string, string | true][] = [];
+  for (const token of rest.split(" ")) {
+    if (token === "") continue;
+    const eq = token.indexOf("=");
+    const name = eq < 0 ? token : token.slice(0, eq);
+    if (!ESMTP_KEYWORD_REGEXP.test(name)) return null;
+    if (eq < 0) out.push([name.toUpperCase(), true]);
+    else out.push([name.toUpperCase(), token.slice(eq + 1)]);
+  }
+  return out;
+}
+
+/** RFC 3461 §4 xtext (UTF-8 allowed when SMTPUTF8 is in force, RFC 6533 §3). */
+export function isXtext(text: string, utf8 = false): boolean {
+  return (utf8 ? XTEXT_UTF8_REGEXP : XTEXT_REGEXP).test(text);
+}
+
+/** Decodes RFC 3461 xtext (`+2B` → `+`); null when it is not xtext. */
+export function decodeXtext(text: string): string | null {
+  if (!isXtext(text, true)) return null;
+  return text.replace(XTEXT_HEX_REGEXP, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)));
+}
+
+type ParamCheck = (value: string | true, utf8: boolean) => boolean;
+
+const MAIL_PARAMS: Record<string, ParamCheck> = {
+  // RFC 1870 §3: size-value = 1*20DIGIT
+  SIZE: (v) => v !== true && v.length <= MAX_SIZE_DIGITS && /^\d+$/.test(v),
+  // RFC 6152 §2, RFC 3030 §3
+  BODY: (v) => v !== true && /^(?:7BIT|8BITMIME|BINARYMIME)$/i.test(v),
+  // RFC 6531 §3.4: no value
+  SMTPUTF8: (v) => v === true,
+  // RFC 3461 §4.3
+  RET: (v) => v !== true && /^(?:FULL|HDRS)$/i.test(v),
+  // RFC 3461 §4.4
+  ENVID: (v, u) => v !== true && v.length <= MAX_ENVID_OCTETS && isXtext(v, u),
+  // RFC 4954 §5: AUTH=xtext / "<>"
+  AUTH: (v, u) => v !== true && (v === "<>" || isXtext(v, u)),
+};
+
+const RCPT_PARAMS: Record<string, ParamCheck> = {
+  // RFC 3461 §4.1
+  NOTIFY: (v) => v !== true && NOTIFY_REGEXP.test(v),
+  // RFC 3461 §4.2: addr-type ";" xtext
+  ORCPT: (v, u) => {
+    if (v === true || v.length > MAX_ORCPT_OCTETS) return false;
+    const match = ORCPT_REGEXP.exec(v);
+    return match !== null && isXtext(match[1]!, u);
+  },
+};
+
+/** Checks a parameter list against a table; returns the params or the refusal. */
+function checkParams(
+  rest: string,
+  table: Record<string, ParamCheck>,
+  utf8: (list: [string, string | true][]) => boolean,
+): Params | Reply {
+  const list = splitParams(rest);
+  if (list === null) return syntaxReply("parameters must be KEYWORD[=VALUE]");
+  const smtputf8 = utf8(list);
+  const params: Params = {};
+  for (const [name, value] of list) {
+    const check = Object.hasOwn(table, name) ? table[name] : undefined;
+    if (!check) return unknownParamReply(name);
+    if (Object.hasOwn(params, name)) return duplicateParamReply(name);
+    if (value !== true && !ESMTP_VALUE_REGEXP.test(value)) return badParamReply(name);
+    if (!check(value, smtputf8)) return badParamReply(name);
+    params[name] = value;
+  }
+  return params;
+}
+
+/**
+ * Parses the arguments of MAIL (`FROM:<a@b> SIZE=10 BODY=8BITMIME`).
+ *
+ * @returns the reverse-path and params, or the reply refusing them
+ */
+export function parseMailArgs(args: string, maxSize: number): MailArgs | Reply {
+  const split = splitPath(args, "FROM");
+  if (!split) return syntaxReply("MAIL FROM:<address>");
+  const reversePath = split.path === "" ? "" : stripSourceRoute(split.path);
+  if (reversePath !== "" && !isMailbox(reversePath)) return REPLY_BAD_SENDER;
+  const params = checkParams(split.rest, MAIL_PARAMS, (l) => l.some(([n]) => n === "SMTPUTF8"));
+  if (isRefusal(params)) return params;
+  const smtputf8 = params["SMTPUTF8"] === true;
+  if (!smtputf8 && hasNonAscii(reversePath)) return REPLY_NEED_SMTPUTF8;
+  const size = params["SIZE"];
+  if (typeof size === "string" && Number(size) > maxSize) return REPLY_SIZE_EXCEEDED;
+  const body = params["BODY"];
+  return {
+    reversePath,
+    params,
+    smtputf8,
+    body: typeof body === "string" ? body.toUpperCase() : "",
+  };
+}
+
+/**
+ * Parses the arguments of RCPT (`TO:<b@c> NOTIFY=NEVER`); `<postmaster>` in any
+ * case needs no domain (RFC 5321 §4.1.1.3), a source route is dropped.
+ *
+ * @param smtputf8 the transaction declared SMTPUTF8 (RFC 6531 §3.4)
+ */
+export function parseRcptArgs(args: string, smtputf8: boolean): RcptArgs | Reply {
+  const split = splitPath(args, "TO");
+  if (!split) return syntaxReply("RCPT TO:<address>");
+  const forwardPath = parseRecipient(split.path);
+  if (forwardPath === null) return REPLY_BAD_RECIPIENT;
+  const params = checkParams(split.rest, RCPT_PARAMS, () => smtputf8);
+  if (isRefusal(params)) return params;
+  if (!smtputf8 && hasNonAscii(forwardPath)) return REPLY_NEED_SMTPUTF8;
+  return { forwardPath, params };
+}
+
+/** A recipient: mailbox, source-routed mailbox or `postmaster`; null when malformed. */
+export function parseRecipient(path: string): string | null {
+  if (path.toLowerCase() === "postmaster") return path;
+  const mailbox = stripSourceRoute(path);
+  return isMailbox(mailbox) ? mailbox : null;
+}
+
+/**
+ * Parses `KEY=xtext …` of XCLIENT/XFORWARD (Postfix XCLIENT_README and
+ * XFORWARD_README): names case-insensitive, values xtext-decoded;
+ * `[UNAVAILABLE]` and `[TEMPUNAVAIL]` mean unknown and yield `null`.
+ */
+export function parseAttributes(
+  verb: "XCLIENT" | "XFORWARD",
+  args: string,
+  allowed: readonly string[],
+): Record<string, string | null> | Reply {
+  const out: Record<string, string | null> = {};
+  const tokens = args.split(" ").filter((t) => t !== "");
+  if (tokens.length === 0) return syntaxReply(`${verb} ${allowed.join("=… ")}=…`);
+  for (const token of tokens) {
+    const eq = token.indexOf("=");
+    const name = (eq < 0 ? token : token.slice(0, eq)).toUpperCase();
+    if (eq < 0 || !allowed.includes(name)) return badAttributeReply(verb, token);
+    const value = decodeXtext(token.slice(eq + 1));
+    if (value === null) return badAttributeReply(verb, token);
+    const upper = value.toUpperCase();
+    out[name] = upper === "[UNAVAILABLE]" || upper === "[TEMPUNAVAIL]" ? null : value;
+  }
+  return out;
+}
+
+/** Narrows a grammar result: true when parsing failed with a reply. */
+export function isRefusal<T extends object>(value: T | Reply): value is Reply {
+  return typeof (value as Reply).code === "number" && "enhanced" in value;
+}

@@ -1,0 +1,31 @@
+/**
+ * Every protocol limit of the SMTP core, named, with the section that sets it.
+ * Memory held by a session is bounded by these constants, never by input:
+ * bodies stream out as `message-data` events.
+ *
+ * @module
+ */
+
+/**
+ * RFC 5321 §4.5.3.1.4 sets 512 octets for a command line; SPEC §4 raises it
+ * for long AUTH initial responses and XCLIENT lines. Counted without CRLF.
+ */
+export const MAX_COMMAND_LINE_OCTETS = 4096;
+
+/**
+ * SPEC §4: after this many failed (5xx) commands the session ends with
+ * `421 4.7.0`. Postfix's `smtpd_hard_error_limit` defaults to 20 as well.
+ */
+export const MAX_FAILED_COMMANDS = 20;
+
+/** RFC 3461 §4.4: "the ENVID parameter … MUST NOT exceed 100 characters" (xtext form). */
+export const MAX_ENVID_OCTETS = 100;
+
+/** RFC 3461 §4.2: the ORCPT parameter "MUST NOT exceed 500 characters" (xtext form). */
+export const MAX_ORCPT_OCTETS = 500;
+
+/**
+ * RFC 1870 §3 allows any number of digits for SIZE and RFC 3030 §3 for a BDAT
+ * chunk; 15 digits stay below 2^53 so the value is an exact JavaScript number.
+ */
+export const MAX_SIZE_DIGITS = 15;

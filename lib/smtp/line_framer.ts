@@ -1,0 +1,87 @@
+/**
+ * Command-line framing: finds the next line ending in a byte buffer, with a
+ * hard cap on line length and a remembered scan offset, so a line arriving
+ * byte by byte costs O(n) (h11 `_receivebuffer.py`), and an overlong line
+ * costs bounded memory (std `unstable_capped_delimiter_stream.ts`).
+ *
+ * @module
+ */
+
+import { MAX_COMMAND_LINE_OCTETS } from "./limits.ts";
+
+const CR = 0x0d;
+const LF = 0x0a;
+
+/** What `LineFramer.frame` found; `consumed` bytes from `start` are used up. */
+export type Frame =
+  /** A complete line: `buf.subarray(lineStart, lineEnd)` without CRLF/LF. */
+  | { type: "line"; lineStart: number; lineEnd: number; consumed: number }
+  /** A line over the limit was detected: reply `500 5.5.2` once; its rest is skipped. */
+  | { type: "too-long"; consumed: number }
+  /** The end of a skipped overlong line: nothing to answer. */
+  | { type: "skipped"; consumed: number }
+  /** No complete line yet; `consumed` bytes (of an overlong line) may be dropped. */
+  | { type: "need-data"; consumed: number };
+
+/**
+ * Splits command lines. A line ends at LF; one CR before it is stripped, so
+ * a bare LF also ends a command line (lenient, like Postfix). A line longer
+ * than `MAX_COMMAND_LINE_OCTETS` (without its ending) is reported once as
+ * `too-long` and then discarded up to its end without being buffered.
+ *
+ * @example Usage
+ * ```ts
+ * import { LineFramer } from "./line_framer.ts";
+ * const framer = new LineFramer();
+ * const buf = new TextEncoder().encode("NOOP\r\n");
+ * framer.frame(buf, 0, buf.length); // { type: "line", lineStart: 0, lineEnd: 4, consumed: 6 }
+ * ```
+ */
+export class LineFramer {
+  /** Bytes after the line start already searched for LF (h11's `_next_line_search`). */
+  #scanned = 0;
+  /** Inside an overlong line: drop bytes up to the next LF. */
+  #skipping = false;
+  #limit: number;
+
+  /** @param limit longest accepted line, without its ending */
+  constructor(limit: number = MAX_COMMAND_LINE_OCTETS) {
+    this.#limit = limit;
+  }
+
+  /** Forgets a partly scanned line (the bytes it was scanning were dropped). */
+  reset(): void {
+    this.#scanned = 0;
+    this.#skipping = false;
+  }
+
+  /**
+   * Looks for the next line in `buf[start, end)`. The caller keeps unconsumed
+   * bytes and passes them again (at any offset) with more appended.
+   */
+  frame(buf: Uint8Array, start: number, end: number): Frame {
+    if (this.#skipping) {
+      const lf = buf.subarray(start, end).indexOf(LF);
+      if (lf < 0) return { type: "need-data", consumed: end - start };
+      this.#skipping = false;
+      return { type: "skipped", consumed: lf + 1 };
+    }
+    const from = start + this.#scanned;
+    const lf = from < end ? buf.subarray(from, end).indexOf(LF) : -1;
+    if (lf >= 0) {
+      this.#scanned = 0;
+      const at = from + lf;
+      const lineEnd = at > start && buf[at - 1] === CR ? at - 1 : at;
+      if (lineEnd - start > this.#limit) return { type: "too-long", consumed: at + 1 - start };
+      return { type: "line", lineStart: start, lineEnd, consumed: at + 1 - start };
+    }
+    // Without LF, `limit` content octets plus a CR may still become a valid line.
+    if (end - start > this.#limit + 1) {
+      this.#scanned = 0;
+      this.#skipping = true;
+      return { type: "too-long", consumed: end - start };
+    }
+    this.#scanned = end - start;
+    return { type: "need-data", consumed: 0 };
+  }
+}

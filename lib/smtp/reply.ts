@@ -1,0 +1,253 @@
+/**
+ * Replies: `Reply` → wire bytes, and the catalogue of fixed replies, so every
+ * text the server can send is written once. Enhanced codes per RFC 3463 /
+ * RFC 2034 on every reply except the greeting, EHLO and HELO lines and `354`.
+ *
+ * @module
+ */
+
+import type { Reply, SessionConfig } from "./events.ts";
+
+const ENCODER = new TextEncoder();
+/** Constant replies are frozen; their bytes are computed once. */
+const FORMATTED = new WeakMap<Reply, Uint8Array>();
+const LINE_BREAK_REGEXP = /[\r\n]/g;
+
+/**
+ * Encodes a reply: one line per entry of `lines`, `250-` on all but the last,
+ * the enhanced code after the code on every line when non-empty, CRLF endings
+ * (RFC 5321 §4.2.1, RFC 2034 §4). CR and LF inside a text become spaces, so
+ * text echoed from the client cannot forge extra reply lines.
+ *
+ * @example Usage
+ * ```ts
+ * import { formatReply } from "./reply.ts";
+ * formatReply({ code: 250, enhanced: "2.0.0", lines: ["Ok"] }); // "250 2.0.0 Ok\r\n" as bytes
+ * ```
+ */
+export function formatReply(reply: Reply): Uint8Array {
+  const cached = FORMATTED.get(reply);
+  if (cached) return cached;
+  const lines = reply.lines.length === 0 ? [""] : reply.lines;
+  const prefix = reply.enhanced === "" ? "" : `${reply.enhanced} `;
+  let text = "";
+  for (let i = 0; i < lines.length; i++) {
+    const sep = i === lines.length - 1 ? " " : "-";
+    text += `${reply.code}${sep}${prefix}${lines[i]!.replace(LINE_BREAK_REGEXP, " ")}\r\n`;
+  }
+  const bytes = ENCODER.encode(text);
+  if (Object.isFrozen(reply)) FORMATTED.set(reply, bytes);
+  return bytes;
+}
+
+function fixed(code: number, enhanced: string, text: string): Reply {
+  return Object.freeze({ code, enhanced, lines: Object.freeze([text]) as string[] });
+}
+
+/** Any reply of one line. */
+export function reply(code: number, enhanced: string, text: string): Reply {
+  return { code, enhanced, lines: [text] };
+}
+
+/** RFC 5321 §4.2: `220 <domain>` greeting; no enhanced code (RFC 2034 §3 covers replies to commands). */
+export function greetingReply(hostname: string): Reply {
+  return reply(220, "", `${hostname} ESMTP smtpd`);
+}
+
+/** SPEC §4 extension list, in the order clients and tests see it. */
+export function ehloReply(
+  config: SessionConfig,
+  domain: string,
+  state: { tls: boolean },
+): Reply {
+  const lines = [
+    `${config.hostname} Hello ${domain}`,
+    "PIPELINING",
+    `SIZE ${config.maxSize}`,
+    "8BITMIME",
+    "SMTPUTF8",
+    "ENHANCEDSTATUSCODES",
+    "CHUNKING",
+    "BINARYMIME",
+    "DSN",
+  ];
+  if (config.starttls && !state.tls) lines.push("STARTTLS");
+  if (config.authMechanisms.length > 0 && (state.tls || !config.requireTls)) {
+    lines.push(`AUTH ${config.authMechanisms.join(" ")}`);
+  }
+  if (config.trustedProxy) {
+    lines.push("XCLIENT NAME ADDR PORT PROTO HELO LOGIN");
+    lines.push("XFORWARD NAME ADDR PORT PROTO HELO IDENT SOURCE");
+  }
+  return { code: 250, enhanced: "", lines };
+}
+
+/** RFC 2034 §3: the HELO reply carries no enhanced code. */
+export function heloReply(hostname: string): Reply {
+  return reply(250, "", hostname);
+}
+
+/** The one success reply for a stored message, sent after both spool files are in place. */
+export function queuedReply(id: string): Reply {
+  return reply(250, "2.0.0", `Ok: queued as ${id}`);
+}
+
+/** RFC 3030 §2: each non-LAST BDAT chunk is acknowledged on its own. */
+export function bdatChunkReply(size: number): Reply {
+  return reply(250, "2.0.0", `Ok: ${size} octets received`);
+}
+
+/** VRFY with `--accept-rcpt`: an address that would be accepted. */
+export function vrfyOkReply(address: string): Reply {
+  return reply(250, "2.1.5", `<${address}>`);
+}
+
+/** `--accept-rcpt` refused this address. */
+export function recipientRejectedReply(address: string): Reply {
+  return reply(550, "5.1.1", `<${address}>: Recipient address rejected`);
+}
+
+/** RFC 5321 §4.5.3.1 / RFC 3463 X.5.4: bad arguments, with a usage hint. */
+export function syntaxReply(usage: string): Reply {
+  return reply(501, "5.5.4", `Syntax: ${usage}`);
+}
+
+/** RFC 1869 §6 and RFC 5321 §4.1.1.11: an ESMTP parameter we do not implement. */
+export function unknownParamReply(name: string): Reply {
+  return reply(555, "5.5.4", `Unsupported option: ${name}`);
+}
+
+/** A known ESMTP parameter with a malformed value. */
+export function badParamReply(name: string): Reply {
+  return reply(501, "5.5.4", `Bad ${name} parameter syntax`);
+}
+
+/** The same ESMTP parameter twice (RFC 1869 §6: each keyword at most once). */
+export function duplicateParamReply(name: string): Reply {
+  return reply(501, "5.5.4", `Duplicate ${name} parameter`);
+}
+
+/** An XCLIENT/XFORWARD attribute that is unknown or malformed. */
+export function badAttributeReply(verb: string, attribute: string): Reply {
+  return reply(501, "5.5.4", `Bad ${verb} attribute: ${attribute}`);
+}
+
+/** RFC 4954 §4: a server challenge; `text` is already base64. */
+export function challengeReply(text: string): Reply {
+  return reply(334, "", text);
+}
+
+/** SPEC §4: the 20th failed command closes the session. */
+export function tooManyErrorsReply(hostname: string): Reply {
+  return reply(421, "4.7.0", `${hostname} Error: too many errors`);
+}
+
+/** Sent by the driver when a client is silent for `--timeout` (RFC 5321 §4.5.3.2). */
+export function REPLY_TIMEOUT(hostname: string): Reply {
+  return reply(421, "4.4.2", `${hostname} Error: timeout exceeded`);
+}
+
+/** Sent by the server beyond `--max-connections`, then the connection is closed. */
+export function REPLY_TOO_MANY_CONNECTIONS(hostname: string): Reply {
+  return reply(421, "4.7.0", `${hostname} Error: too many connections`);
+}
+
+/** SPEC §4 shutdown: idle sessions hear this on SIGINT/SIGTERM (RFC 5321 §3.8). */
+export function REPLY_SHUTDOWN(hostname: string): Reply {
+  return reply(421, "4.3.2", `${hostname} Service shutting down, closing transmission channel`);
+}
+
+/** SPEC §4: server faults are temporary so the client keeps its mail. */
+export const REPLY_SPOOL_UNWRITABLE: Reply = fixed(451, "4.3.0", "Error: queue file write error");
+/** RFC 3463 X.3.1 "mail system full" (ENOSPC). */
+export const REPLY_DISK_FULL: Reply = fixed(452, "4.3.1", "Error: insufficient system storage");
+/** SPEC §6: a user callback threw. */
+export const REPLY_CALLBACK_FAILED: Reply = fixed(
+  451,
+  "4.3.0",
+  "Error: local error in processing",
+);
+
+/** Plain success of RSET, NOOP, XFORWARD. */
+export const REPLY_OK: Reply = fixed(250, "2.0.0", "Ok");
+/** RFC 3463 X.1.0: MAIL accepted. */
+export const REPLY_MAIL_OK: Reply = fixed(250, "2.1.0", "Ok");
+/** RFC 3463 X.1.5: RCPT accepted. */
+export const REPLY_RCPT_OK: Reply = fixed(250, "2.1.5", "Ok");
+/** RFC 5321 §4.1.1.4; no enhanced code on 354 (RFC 2034 §3, intermediate reply). */
+export const REPLY_START_DATA: Reply = fixed(354, "", "End data with <CR><LF>.<CR><LF>");
+export const REPLY_BYE: Reply = fixed(221, "2.0.0", "Bye");
+export const REPLY_HELP: Reply = fixed(
+  214,
+  "2.0.0",
+  "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP STARTTLS AUTH",
+);
+/** RFC 5321 §3.5.3: VRFY may answer 252 when it cannot verify. */
+export const REPLY_CANNOT_VRFY: Reply = fixed(
+  252,
+  "2.5.0",
+  "Cannot VRFY user, but will accept message and attempt delivery",
+);
+export const REPLY_NOT_IMPLEMENTED: Reply = fixed(502, "5.5.1", "Error: command not implemented");
+export const REPLY_UNKNOWN_COMMAND: Reply = fixed(500, "5.5.2", "Error: command not recognized");
+export const REPLY_LINE_TOO_LONG: Reply = fixed(500, "5.5.2", "Error: line too long");
+export const REPLY_NEED_HELO: Reply = fixed(503, "5.5.1", "Error: send HELO/EHLO first");
+export const REPLY_NESTED_MAIL: Reply = fixed(503, "5.5.1", "Error: nested MAIL command");
+export const REPLY_NEED_MAIL: Reply = fixed(503, "5.5.1", "Error: need MAIL command");
+export const REPLY_NEED_RCPT: Reply = fixed(503, "5.5.1", "Error: need RCPT command");
+export const REPLY_IN_TRANSACTION: Reply = fixed(
+  503,
+  "5.5.1",
+  "Error: MAIL transaction in progress",
+);
+/** RFC 3030 §3: BODY=BINARYMIME content cannot travel through DATA. */
+export const REPLY_BINARYMIME_NEEDS_BDAT: Reply = fixed(
+  503,
+  "5.5.1",
+  "Error: BODY=BINARYMIME requires BDAT",
+);
+/** RFC 3030 §2: DATA and BDAT cannot be mixed in one transaction. */
+export const REPLY_DATA_AFTER_BDAT: Reply = fixed(503, "5.5.1", "Error: DATA after BDAT");
+export const REPLY_RCPT_AFTER_BDAT: Reply = fixed(503, "5.5.1", "Error: RCPT after BDAT");
+/** RFC 3030 §2: after a failed chunk the client must RSET. */
+export const REPLY_TRANSACTION_FAILED: Reply = fixed(
+  503,
+  "5.5.1",
+  "Error: transaction failed, send RSET",
+);
+export const REPLY_BAD_SENDER: Reply = fixed(501, "5.1.7", "Bad sender address syntax");
+export const REPLY_BAD_RECIPIENT: Reply = fixed(501, "5.1.3", "Bad recipient address syntax");
+/** RFC 6531 §3.4: a non-ASCII address needs the SMTPUTF8 parameter. */
+export const REPLY_NEED_SMTPUTF8: Reply = fixed(
+  553,
+  "5.6.7",
+  "Must declare SMTPUTF8 to send unicode address",
+);
+/** RFC 1870 §6.1: a declared SIZE over the limit. */
+export const REPLY_SIZE_EXCEEDED: Reply = fixed(552, "5.3.4", "Message size exceeds fixed limit");
+export const REPLY_MESSAGE_TOO_BIG: Reply = fixed(552, "5.3.4", "Error: message too big");
+/** RFC 3463 X.5.3: too many recipients. */
+export const REPLY_TOO_MANY_RECIPIENTS: Reply = fixed(452, "4.5.3", "Error: too many recipients");
+/** RFC 3207 §4. */
+export const REPLY_READY_TLS: Reply = fixed(220, "2.0.0", "Ready to start TLS");
+export const REPLY_TLS_ACTIVE: Reply = fixed(503, "5.5.1", "Error: TLS already active");
+/** RFC 3207 §4 / RFC 4954 §6 `530 5.7.0`. */
+export const REPLY_TLS_REQUIRED: Reply = fixed(530, "5.7.0", "Must issue a STARTTLS command first");
+export const REPLY_AUTH_REQUIRED: Reply = fixed(530, "5.7.0", "Authentication required");
+export const REPLY_ALREADY_AUTHENTICATED: Reply = fixed(
+  503,
+  "5.5.1",
+  "Error: already authenticated",
+);
+/** RFC 4954 §4. */
+export const REPLY_AUTH_OK: Reply = fixed(235, "2.7.0", "Authentication successful");
+export const REPLY_AUTH_UNKNOWN_MECHANISM: Reply = fixed(
+  504,
+  "5.5.4",
+  "Unrecognized authentication type",
+);
+export const REPLY_AUTH_CANCELLED: Reply = fixed(501, "5.0.0", "Authentication cancelled");
+export const REPLY_AUTH_BAD_BASE64: Reply = fixed(501, "5.5.2", "Cannot decode response");
+export const REPLY_AUTH_MALFORMED: Reply = fixed(501, "5.5.2", "Malformed authentication data");
+/** XCLIENT/XFORWARD from a client outside `--trust-proxy` (Postfix wording). */
+export const REPLY_NOT_AUTHORIZED: Reply = fixed(550, "5.7.0", "Error: insufficient authorization");

@@ -1,0 +1,147 @@
+/**
+ * Configuration and failure surfaces (SPEC §2, §4, §5): SMTPD_* variables,
+ * exit codes with one-line errors, JSON logs, and a spool that stops being
+ * writable while the server runs.
+ */
+
+import assert from "node:assert/strict";
+import { ehloed, runCli, started } from "../helpers/launcher.ts";
+import { queuedId, stuff, transaction } from "../helpers/raw_client.ts";
+
+/** A user error is one line on stderr, and never a stack trace (SPEC §2). */
+function assertOneLine(stderr: string, mustMention: RegExp): void {
+  const lines = stderr.trim().split("\n").filter((l) => l.trim() !== "");
+  assert.equal(lines.length, 1, `expected one line, got:\n${stderr}`);
+  assert.match(lines[0]!, mustMention);
+  assert.doesNotMatch(stderr, /^\s+at /m);
+}
+
+Deno.test("e2e: SMTPD_* variables configure the server; flags win over them", async (t) => {
+  await t.step("SMTPD_MAX_SIZE and SMTPD_HOSTNAME", async () => {
+    await using s = await ehloed([], {
+      env: { SMTPD_MAX_SIZE: "1000", SMTPD_HOSTNAME: "mx.test" },
+    });
+    assert.match(s.greeting.raw, /^220 mx\.test[ \r]/);
+    assert.ok(s.ehlo.lines.includes("SIZE 1000"), s.ehlo.raw);
+    assert.match(s.ehlo.lines[0]!, /^mx\.test\b/);
+    const big = "x".repeat(2000) + "\r\n";
+    const r = await transaction(s.client, "a@example.com", ["b@example.com"], stuff(big));
+    assert.match(r.raw, /^552 5\.3\.4/);
+  });
+  await t.step("--max-size beats SMTPD_MAX_SIZE", async () => {
+    await using s = await ehloed(["--max-size", "2000"], { env: { SMTPD_MAX_SIZE: "1000" } });
+    assert.ok(s.ehlo.lines.includes("SIZE 2000"), s.ehlo.raw);
+  });
+  await t.step("SMTPD_MAX_SIZE takes units", async () => {
+    await using s = await ehloed([], { env: { SMTPD_MAX_SIZE: "1KiB" } });
+    assert.ok(s.ehlo.lines.includes("SIZE 1024"), s.ehlo.raw);
+  });
+});
+
+Deno.test("e2e: an unknown flag exits 2 with one line naming it", async () => {
+  const r = await runCli(["--no-such-flag"]);
+  assert.equal(r.code, 2, r.stderr);
+  assertOneLine(r.stderr, /--no-such-flag/);
+});
+
+Deno.test("e2e: a bad flag value exits 2 with one line naming the flag", async () => {
+  const r = await runCli(["--max-size", "10XB", "--listen", "127.0.0.1:0"]);
+  assert.equal(r.code, 2, r.stderr);
+  assertOneLine(r.stderr, /--max-size.*10XB/);
+  const env = await runCli(["--listen", "127.0.0.1:0"], { SMTPD_TIMEOUT: "soon" });
+  assert.equal(env.code, 2, env.stderr);
+  assertOneLine(env.stderr, /timeout/i);
+});
+
+Deno.test("e2e: a port in use exits 1 with one line", async () => {
+  await using server = await started();
+  const dir = await Deno.makeTempDir({ prefix: "smtpd-e2e-" });
+  try {
+    const r = await runCli(["--listen", `127.0.0.1:${server.port}`, "--spool", `${dir}/spool`]);
+    assert.equal(r.code, 1, r.stderr);
+    assertOneLine(r.stderr, new RegExp(`127\\.0\\.0\\.1:${server.port}`));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("e2e: a spool path that is a file exits 1 with one line", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "smtpd-e2e-" });
+  try {
+    await Deno.writeTextFile(`${dir}/file`, "not a directory");
+    const r = await runCli(["--listen", "127.0.0.1:0", "--spool", `${dir}/file`]);
+    assert.equal(r.code, 1, r.stderr);
+    assertOneLine(r.stderr, /spool|file/i);
+    assert.equal(await Deno.readTextFile(`${dir}/file`), "not a directory");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("e2e: --log-format json writes JSON lines with level, msg, time", async () => {
+  let id = "";
+  let stderr = "";
+  {
+    await using s = await ehloed(["--log-format", "json"]);
+    id = queuedId(await transaction(s.client, "a@example.com", ["b@example.com"], stuff("x\r\n")));
+    assert.equal((await s.client.command("QUIT")).code, 221);
+    await s.client.expectClosed();
+    await s.server.waitForStderr(new RegExp(id));
+    assert.equal(await s.server.stop(), 0);
+    stderr = s.server.stderr();
+  }
+  const lines = stderr.split("\n").filter((l) => l !== "");
+  assert.ok(lines.length >= 3, `start-up, connection and message lines expected:\n${stderr}`);
+  for (const line of lines) {
+    const obj = JSON.parse(line);
+    assert.equal(typeof obj.level, "string", line);
+    assert.equal(typeof obj.msg, "string", line);
+    assert.ok(!Number.isNaN(Date.parse(obj.time)), line);
+  }
+  assert.ok(lines.some((l) => l.includes(id)), "the stored message is logged with its id");
+});
+
+Deno.test("e2e: text logs name the stored message and every 4xx/5xx sent", async () => {
+  await using s = await ehloed();
+  const id = queuedId(
+    await transaction(s.client, "a@example.com", ["b@example.com"], stuff("x\r\n")),
+  );
+  await s.server.waitForStderr(new RegExp(id));
+  assert.match((await s.client.command("BOGUS")).raw, /^500 /);
+  await s.server.waitForStderr(/\b500\b/);
+});
+
+Deno.test({
+  name: "e2e: a spool that becomes unwritable gives 451 4.3.0 and stores nothing",
+  ignore: Deno.build.os === "windows",
+  fn: async () => {
+    if (Deno.uid() === 0) {
+      Deno.stderr.writeSync(
+        new TextEncoder().encode(
+          "skip unwritable-spool check: running as root, chmod does not stop writes\n",
+        ),
+      );
+      return;
+    }
+    await using s = await ehloed();
+    await Deno.chmod(s.server.spool, 0o555);
+    await Deno.chmod(`${s.server.spool}/.tmp`, 0o555).catch(() => {});
+    try {
+      // The failure may surface at DATA (the sink opens its file) or at the end of data.
+      const c = s.client;
+      assert.match((await c.command("MAIL FROM:<a@example.com>")).raw, /^250 /);
+      assert.match((await c.command("RCPT TO:<b@example.com>")).raw, /^250 /);
+      let r = await c.command("DATA");
+      if (r.code === 354) {
+        await c.send(stuff("x\r\n"));
+        r = await c.readReply();
+      }
+      assert.match(r.raw, /^451 4\.3\.0/);
+      assert.match((await s.client.command("NOOP")).raw, /^250 /);
+    } finally {
+      await Deno.chmod(`${s.server.spool}/.tmp`, 0o755).catch(() => {});
+      await Deno.chmod(s.server.spool, 0o755);
+    }
+    assert.deepEqual(await s.server.messages(), []);
+  },
+});

@@ -1,0 +1,150 @@
+/**
+ * The process around the protocol (SPEC §2–§4): ready file, port 0, signals
+ * and draining, start-up recovery of the spool, --exit-after, and several
+ * servers sharing one spool.
+ */
+
+import assert from "node:assert/strict";
+import { assertStored, ehloed, readSpool, started } from "../helpers/launcher.ts";
+import { queuedId, RawClient, stuff, transaction } from "../helpers/raw_client.ts";
+
+/** An id of the form the spool writes (26 Crockford base32 characters). */
+const ORPHAN_ID = "01JBZ7Y0000000000000000000";
+
+Deno.test("e2e: the ready file names the pid and every bound listener", async () => {
+  await using server = await started(["--listen", "127.0.0.1:0", "--listen", "127.0.0.1:0"]);
+  const ready = JSON.parse(await Deno.readTextFile(server.readyFile));
+  assert.deepEqual(Object.keys(ready).sort(), ["listeners", "pid"]);
+  assert.equal(ready.pid, server.pid);
+  assert.equal(ready.listeners.length, 2);
+  for (const l of ready.listeners) {
+    assert.equal(l.address, "127.0.0.1");
+    assert.equal(l.tls, false);
+    assert.ok(Number.isInteger(l.port) && l.port > 0 && l.port < 65536, `port ${l.port}`);
+  }
+  assert.notEqual(ready.listeners[0].port, ready.listeners[1].port);
+  for (const l of ready.listeners) {
+    await using c = await RawClient.connect(l.port, l.address);
+    assert.equal((await c.readReply()).code, 220);
+  }
+});
+
+Deno.test("e2e: port 0 picks a free port, which is logged", async () => {
+  await using server = await started();
+  assert.ok(server.port > 0);
+  await server.waitForStderr(new RegExp(`\\b${server.port}\\b`));
+  await using c = await server.connect();
+  const greeting = await c.readReply();
+  assert.match(greeting.raw, /^220 /);
+});
+
+Deno.test("e2e: SIGTERM answers an idle session 421 4.3.2 and exits 0", async () => {
+  const s = await ehloed();
+  await using _ = s;
+  s.server.signal("SIGTERM");
+  assert.match((await s.client.readReply()).raw, /^421 4\.3\.2/);
+  await s.client.expectClosed();
+  assert.equal(await s.server.exited(), 0);
+  assert.doesNotMatch(s.server.stderr(), /^\s+at /m, "no stack trace on a clean shutdown");
+});
+
+Deno.test("e2e: SIGTERM during DATA lets the transfer finish with 250, then exits 0", async () => {
+  const s = await ehloed();
+  await using _ = s;
+  const c = s.client;
+  assert.equal((await c.command("MAIL FROM:<a@example.com>")).code, 250);
+  assert.equal((await c.command("RCPT TO:<b@example.com>")).code, 250);
+  assert.equal((await c.command("DATA")).code, 354);
+  const message = "Subject: in flight\r\n\r\n" + "line\r\n".repeat(100);
+  await c.send(message.slice(0, 40));
+  s.server.signal("SIGTERM");
+  // Give the signal time to arrive: the drain must wait for this transfer.
+  await new Promise((r) => setTimeout(r, 500));
+  assert.equal(s.server.exit, null, "exited while a transfer was in flight");
+  await c.send(message.slice(40) + ".\r\n");
+  const id = queuedId(await c.readReply());
+  assert.equal(await s.server.exited(), 0);
+  const msgs = await readSpool(s.server.spool);
+  assert.deepEqual(msgs.map((m) => m.id), [id]);
+  await assertStored(msgs[0]!, message);
+});
+
+Deno.test("e2e: start-up clears .tmp/ and orphan .eml, leaves other files", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "smtpd-e2e-recover-" });
+  try {
+    const spool = `${dir}/spool`;
+    await Deno.mkdir(`${spool}/.tmp`, { recursive: true });
+    await Deno.writeTextFile(`${spool}/.tmp/x`, "partial");
+    await Deno.writeTextFile(`${spool}/${ORPHAN_ID}.eml`, "orphan\r\n");
+    await Deno.writeTextFile(`${spool}/notes.txt`, "mine");
+    // A complete message from an earlier run survives.
+    {
+      await using first = await started(["--spool", spool]);
+      await using c = await first.connect();
+      assert.equal((await c.readReply()).code, 220);
+      assert.equal((await c.command("EHLO client.example")).code, 250);
+      queuedId(await transaction(c, "a@example.com", ["b@example.com"], stuff("kept\r\n")));
+      assert.equal(await first.stop(), 0);
+    }
+    await Deno.writeTextFile(`${spool}/.tmp/y`, "partial");
+    await Deno.writeTextFile(`${spool}/${ORPHAN_ID}.eml`, "orphan\r\n");
+    await using server = await started(["--spool", spool]);
+    const names: string[] = [];
+    for await (const e of Deno.readDir(spool)) names.push(e.name);
+    assert.ok(!names.includes(`${ORPHAN_ID}.eml`), `orphan still there: ${names}`);
+    assert.ok(names.includes("notes.txt"), `notes.txt removed: ${names}`);
+    assert.equal(await Deno.readTextFile(`${spool}/notes.txt`), "mine");
+    const tmp: string[] = [];
+    try {
+      for await (const e of Deno.readDir(`${spool}/.tmp`)) tmp.push(e.name);
+    } catch (e: unknown) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    }
+    assert.deepEqual(tmp, [], ".tmp/ cleared");
+    const msgs = await server.messages();
+    assert.equal(msgs.length, 1);
+    await assertStored(msgs[0]!, "kept\r\n");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("e2e: --exit-after 2 exits 0 after the second stored message", async () => {
+  const s = await ehloed(["--exit-after", "2"]);
+  await using _ = s;
+  queuedId(await transaction(s.client, "a@example.com", ["b@example.com"], stuff("one\r\n")));
+  assert.equal(s.server.exit, null);
+  queuedId(await transaction(s.client, "a@example.com", ["b@example.com"], stuff("two\r\n")));
+  assert.equal(await s.server.exited(15_000), 0);
+  const msgs = await readSpool(s.server.spool);
+  assert.equal(msgs.length, 2);
+  await assertStored(msgs[0]!, "one\r\n");
+  await assertStored(msgs[1]!, "two\r\n");
+});
+
+Deno.test("e2e: two servers sharing one spool never reuse an id", async () => {
+  await using a = await started();
+  await using b = await started(["--spool", a.spool]);
+  await using ca = await a.connect();
+  await using cb = await b.connect();
+  for (const c of [ca, cb]) {
+    assert.equal((await c.readReply()).code, 220);
+    assert.equal((await c.command("EHLO client.example")).code, 250);
+  }
+  const ids: string[] = [];
+  for (let i = 0; i < 10; i++) {
+    const c = i % 2 === 0 ? ca : cb;
+    ids.push(
+      queuedId(await transaction(c, "a@example.com", ["b@example.com"], stuff(`n${i}\r\n`))),
+    );
+  }
+  assert.equal(new Set(ids).size, 10, `duplicate ids: ${ids}`);
+  const msgs = await a.messages();
+  assert.deepEqual(msgs.map((m) => m.id).sort(), [...ids].sort());
+  for (const m of msgs) {
+    const i = ids.indexOf(m.id);
+    await assertStored(m, `n${i}\r\n`);
+  }
+  // Ids sort in order of receipt, also across the two servers' clocks.
+  assert.deepEqual([...ids].sort(), ids);
+});

@@ -1,0 +1,63 @@
+import assert from "node:assert/strict";
+import { fit, formatListHeader, formatListRow } from "../../../lib/cli/list.ts";
+
+const META = {
+  id: "01KAQ3Z9X8M4N5P6Q7R8S9T0VW",
+  receivedAt: "2026-11-23T06:53:00.123Z",
+  mailFrom: "alice@example.com",
+  rcptTo: ["bob@example.com", "carol@example.org"],
+  size: 1234,
+  headers: { subject: "Hello" },
+};
+
+Deno.test("formatListHeader names the columns in SPEC order", () => {
+  assert.deepEqual(formatListHeader().split(/\s+/), [
+    "ID",
+    "RECEIVED",
+    "FROM",
+    "TO",
+    "SUBJECT",
+    "SIZE",
+  ]);
+});
+
+Deno.test("formatListRow lines up under the header", () => {
+  const header = formatListHeader();
+  const row = formatListRow(META);
+  assert.equal(row.length, header.length);
+  for (const column of ["RECEIVED", "FROM", "TO", "SUBJECT"]) {
+    const at = header.indexOf(column);
+    assert.equal(row[at - 1], " ", column);
+    assert.notEqual(row[at], " ", column);
+  }
+  assert.ok(row.endsWith(" 1234"));
+});
+
+Deno.test("formatListRow shows the id whole, UTC seconds, recipients comma-joined", () => {
+  const row = formatListRow(META);
+  assert.ok(row.startsWith("01KAQ3Z9X8M4N5P6Q7R8S9T0VW  2026-11-23T06:53:00Z  alice@example.com "));
+  assert.ok(row.includes("  bob@example.com,carol@examp…  Hello "));
+});
+
+Deno.test("formatListRow writes <> for the null sender and nothing for a missing subject", () => {
+  const row = formatListRow({ ...META, mailFrom: "", headers: {} });
+  assert.match(row, /Z {2}<> +bob@/);
+  assert.match(row, /carol@examp… +1234$/);
+});
+
+Deno.test("formatListRow cuts long columns with an ellipsis and keeps one line", () => {
+  const row = formatListRow({
+    ...META,
+    mailFrom: "a-very-long-sender-address@subdomain.example.com",
+    headers: { subject: "Line one\r\nInjected: \x1b[31mred\x1b[0m and a long tail of words" },
+  });
+  assert.ok(!/\p{Cc}/u.test(row));
+  assert.ok(row.includes("a-very-long-sender-addr… "));
+  assert.equal(row.length, formatListHeader().length);
+});
+
+Deno.test("fit counts code points, not UTF-16 units", () => {
+  assert.equal(fit("😀😀😀", 3), "😀😀😀");
+  assert.equal(fit("😀😀😀😀", 3), "😀😀…");
+  assert.equal(fit("ab", 4), "ab  ");
+});

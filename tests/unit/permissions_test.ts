@@ -1,0 +1,65 @@
+/**
+ * Drift test (STYLE §6): the product has one permission list. `deno.json`
+ * `tasks.run` (what `deno task run` and the e2e launcher use), `tasks.compile`
+ * (baked into the binary) and the Makefile's `PERMS` must name the same flags,
+ * or a feature works in tests and fails in the shipped executable.
+ */
+
+import assert from "node:assert/strict";
+import { permissionFlags, repoPath, runPermissions } from "../helpers/launcher.ts";
+
+/** Reads `deno.json`'s tasks. */
+function tasks(): Record<string, string> {
+  return JSON.parse(Deno.readTextFileSync(repoPath("deno.json"))).tasks ?? {};
+}
+
+/** The Makefile's `PERMS := …` value, with `\`-continued lines joined. */
+function makefilePerms(): string[] {
+  const text = Deno.readTextFileSync(repoPath("Makefile")).replace(/\\\n/g, " ");
+  const m = /^PERMS\s*:?=(.*)$/m.exec(text);
+  assert.ok(m, "Makefile defines PERMS");
+  return permissionFlags(m[1]!);
+}
+
+function sorted(flags: string[]): string[] {
+  return [...flags].sort();
+}
+
+Deno.test("permissions: deno.json run and compile tasks name the same flags", () => {
+  const t = tasks();
+  assert.ok(t.run && t.compile, "deno.json has tasks.run and tasks.compile");
+  assert.deepEqual(sorted(permissionFlags(t.compile)), sorted(permissionFlags(t.run)));
+});
+
+Deno.test("permissions: the Makefile PERMS equal deno.json tasks.run", () => {
+  assert.deepEqual(sorted(makefilePerms()), sorted(permissionFlags(tasks().run ?? "")));
+});
+
+Deno.test("permissions: the list is scoped, never -A, and has no duplicates", () => {
+  const flags = runPermissions();
+  assert.ok(!flags.includes("-A") && !flags.includes("--allow-all"), `${flags}`);
+  assert.equal(new Set(flags).size, flags.length, `${flags}`);
+  assert.ok(flags.includes("--allow-sys=hostname"), "sys access is scoped to hostname");
+});
+
+Deno.test("permissions: run and compile tasks start main.ts", () => {
+  const t = tasks();
+  assert.match(t.run ?? "", /^deno run .*\bmain\.ts\b/);
+  assert.match(t.compile ?? "", /^deno compile .*\bmain\.ts\b/);
+});
+
+Deno.test("permissions: the Makefile build and release use PERMS", () => {
+  const text = Deno.readTextFileSync(repoPath("Makefile"));
+  const compiles = text.split("\n").filter((l) => /\$\(DENO\) compile /.test(l));
+  assert.ok(compiles.length >= 2, "build and release compile");
+  for (const line of compiles) assert.match(line, /compile \$\(PERMS\) /, line.trim());
+  const runs = text.split("\n").filter((l) => /\$\(DENO\) run /.test(l));
+  for (const line of runs) assert.match(line, /run \$\(PERMS\) /, line.trim());
+});
+
+Deno.test("permissionFlags keeps permission flags and drops the rest", () => {
+  assert.deepEqual(
+    permissionFlags("deno compile --allow-net --output dist/smtpd -A --deny-env=X main.ts"),
+    ["--allow-net", "-A", "--deny-env=X"],
+  );
+});

@@ -1,0 +1,28 @@
+import { deepStrictEqual, strictEqual } from "node:assert/strict";
+import { BdatDecoder, parseBdatArgs } from "../../../lib/smtp/bdat_decoder.ts";
+
+Deno.test("parseBdatArgs reads the size and a case-insensitive LAST", () => {
+  deepStrictEqual(parseBdatArgs("10"), { size: 10, last: false });
+  deepStrictEqual(parseBdatArgs("0 LAST"), { size: 0, last: true });
+  deepStrictEqual(parseBdatArgs("7  last"), { size: 7, last: true });
+});
+
+Deno.test("parseBdatArgs refuses malformed arguments", () => {
+  for (const args of ["", "x", "-1", "1 FIRST", "1 LAST x", "1.5", "9999999999999999"]) {
+    strictEqual(parseBdatArgs(args), null, args);
+  }
+});
+
+Deno.test("BdatDecoder slices a chunk across pieces without copying", () => {
+  const decoder = new BdatDecoder();
+  decoder.start(5);
+  const a = new Uint8Array([1, 2, 3]);
+  strictEqual(decoder.take(a), a);
+  strictEqual(decoder.remaining, 2);
+  const b = new Uint8Array([4, 5, 6, 7]);
+  const got = decoder.take(b);
+  deepStrictEqual([...got], [4, 5]);
+  strictEqual(got.buffer, b.buffer);
+  strictEqual(decoder.done, true);
+  strictEqual(decoder.take(b).length, 0);
+});

@@ -1,0 +1,151 @@
+import { deepStrictEqual, strictEqual } from "node:assert/strict";
+import {
+  decodeXtext,
+  isMailbox,
+  isRefusal,
+  isXtext,
+  parseAttributes,
+  parseMailArgs,
+  parseRcptArgs,
+  splitPath,
+} from "../../../lib/smtp/grammar.ts";
+import type { Reply } from "../../../lib/smtp/events.ts";
+
+function refusal(value: object | Reply): string {
+  return isRefusal(value) ? `${value.code} ${value.enhanced} ${value.lines[0]}` : "accepted";
+}
+
+Deno.test("isMailbox accepts RFC 5321 mailboxes", () => {
+  for (
+    const m of [
+      "a@b",
+      "first.last@example.com",
+      "x+tag@sub-domain.example.org",
+      '"quoted string"@example.com',
+      '"a\\"b"@example.com',
+      "user@[192.0.2.1]",
+      "user@[IPv6:2001:db8::1]",
+      "user@[IPv6:::ffff:192.0.2.1]",
+      "user@[IPv6:1:2:3:4:5:6:7:8]",
+      "user@[tag:stuff]",
+      "üser@exämple.com",
+    ]
+  ) strictEqual(isMailbox(m), true, m);
+});
+
+Deno.test("isMailbox refuses malformed mailboxes", () => {
+  for (
+    const m of [
+      "",
+      "a",
+      "@b",
+      "a@",
+      "a..b@c",
+      ".a@b",
+      "a.@b",
+      "a b@c",
+      "a@-b",
+      "a@b-",
+      "a@b..c",
+      "a@[300.1.1.1]",
+      "a@[IPv6:1:2:3]",
+      "a@[IPv6:1::2::3]",
+      'a"b@c',
+      "a@b@c",
+    ]
+  ) strictEqual(isMailbox(m), false, m);
+});
+
+Deno.test("splitPath tolerates spaces after the colon and needs brackets", () => {
+  deepStrictEqual(splitPath("from: <a@b> SIZE=1", "FROM"), { path: "a@b", rest: " SIZE=1" });
+  deepStrictEqual(splitPath('FROM:<"x>y"@b>', "FROM"), { path: '"x>y"@b', rest: "" });
+  strictEqual(splitPath("FROM:a@b", "FROM"), null);
+  strictEqual(splitPath("FROM <a@b>", "FROM"), null);
+  strictEqual(splitPath("FROM:<a@b>x", "FROM"), null);
+  strictEqual(splitPath("TO:<a@b", "TO"), null);
+});
+
+Deno.test("parseMailArgs records params upper case, values as sent", () => {
+  deepStrictEqual(parseMailArgs("FROM:<a@b.test> size=100 body=8bitmime SMTPUTF8", 1000), {
+    reversePath: "a@b.test",
+    params: { SIZE: "100", BODY: "8bitmime", SMTPUTF8: true },
+    smtputf8: true,
+    body: "8BITMIME",
+  });
+  deepStrictEqual(parseMailArgs("FROM:<>  RET=HDRS ENVID=QQ+2B1 AUTH=<>", 10), {
+    reversePath: "",
+    params: { RET: "HDRS", ENVID: "QQ+2B1", AUTH: "<>" },
+    smtputf8: false,
+    body: "",
+  });
+  strictEqual(
+    (parseMailArgs("FROM:<@a.test,@b.test:u@d.test>", 10) as { reversePath: string }).reversePath,
+    "u@d.test",
+  );
+});
+
+Deno.test("parseMailArgs refusals", () => {
+  const cases: [string, string][] = [
+    ["FROM:a@b", "501 5.5.4 Syntax: MAIL FROM:<address>"],
+    ["TO:<a@b>", "501 5.5.4 Syntax: MAIL FROM:<address>"],
+    ["FROM:<a b@c>", "501 5.1.7 Bad sender address syntax"],
+    ["FROM:<a@b> FOO=1", "555 5.5.4 Unsupported option: FOO"],
+    ["FROM:<a@b> SIZE=x", "501 5.5.4 Bad SIZE parameter syntax"],
+    ["FROM:<a@b> SIZE", "501 5.5.4 Bad SIZE parameter syntax"],
+    ["FROM:<a@b> SIZE=1 SIZE=2", "501 5.5.4 Duplicate SIZE parameter"],
+    ["FROM:<a@b> BODY=9BIT", "501 5.5.4 Bad BODY parameter syntax"],
+    ["FROM:<a@b> SMTPUTF8=yes", "501 5.5.4 Bad SMTPUTF8 parameter syntax"],
+    ["FROM:<a@b> RET=ALL", "501 5.5.4 Bad RET parameter syntax"],
+    ["FROM:<a@b> ENVID=a+zz", "501 5.5.4 Bad ENVID parameter syntax"],
+    ["FROM:<a@b> =x", "501 5.5.4 Syntax: parameters must be KEYWORD[=VALUE]"],
+    ["FROM:<a@b> SIZE=1001", "552 5.3.4 Message size exceeds fixed limit"],
+    ["FROM:<ü@b>", "553 5.6.7 Must declare SMTPUTF8 to send unicode address"],
+  ];
+  for (const [args, expected] of cases) strictEqual(refusal(parseMailArgs(args, 1000)), expected, args);
+});
+
+Deno.test("parseRcptArgs: postmaster, source routes, DSN params", () => {
+  deepStrictEqual(parseRcptArgs("TO:<PostMaster>", false), { forwardPath: "PostMaster", params: {} });
+  deepStrictEqual(parseRcptArgs("to:<@x.test,@y.test:u@d.test> NOTIFY=success,DELAY", false), {
+    forwardPath: "u@d.test",
+    params: { NOTIFY: "success,DELAY" },
+  });
+  deepStrictEqual(parseRcptArgs("TO:<b@c> ORCPT=rfc822;b+40c", false), {
+    forwardPath: "b@c",
+    params: { ORCPT: "rfc822;b+40c" },
+  });
+  deepStrictEqual(parseRcptArgs("TO:<ü@c>", true), { forwardPath: "ü@c", params: {} });
+});
+
+Deno.test("parseRcptArgs refusals", () => {
+  const cases: [string, string][] = [
+    ["TO:b@c", "501 5.5.4 Syntax: RCPT TO:<address>"],
+    ["TO:<>", "501 5.1.3 Bad recipient address syntax"],
+    ["TO:<postmaster@>", "501 5.1.3 Bad recipient address syntax"],
+    ["TO:<b@c> NOTIFY=NEVER,SUCCESS", "501 5.5.4 Bad NOTIFY parameter syntax"],
+    ["TO:<b@c> ORCPT=rfc822", "501 5.5.4 Bad ORCPT parameter syntax"],
+    ["TO:<b@c> SIZE=1", "555 5.5.4 Unsupported option: SIZE"],
+    ["TO:<ü@c>", "553 5.6.7 Must declare SMTPUTF8 to send unicode address"],
+  ];
+  for (const [args, expected] of cases) strictEqual(refusal(parseRcptArgs(args, false)), expected, args);
+});
+
+Deno.test("xtext checks and decoding (RFC 3461 §4)", () => {
+  strictEqual(isXtext("abc+2B+3D"), true);
+  strictEqual(isXtext("a=b"), false);
+  strictEqual(isXtext("a+b"), false);
+  strictEqual(isXtext("ü"), false);
+  strictEqual(isXtext("ü", true), true);
+  strictEqual(decodeXtext("a+2Bb+3dc"), "a+b=c");
+  strictEqual(decodeXtext("a+"), null);
+});
+
+Deno.test("parseAttributes decodes xtext and drops [UNAVAILABLE]", () => {
+  deepStrictEqual(
+    parseAttributes("XCLIENT", "name=spike.test ADDR=[UNAVAILABLE] HELO=a+20b", ["NAME", "ADDR", "HELO"]),
+    { NAME: "spike.test", ADDR: null, HELO: "a b" },
+  );
+  strictEqual(refusal(parseAttributes("XCLIENT", "", ["NAME"])), "501 5.5.4 Syntax: XCLIENT NAME=…");
+  strictEqual(refusal(parseAttributes("XFORWARD", "FOO=1", ["NAME"])), "501 5.5.4 Bad XFORWARD attribute: FOO=1");
+  strictEqual(refusal(parseAttributes("XFORWARD", "NAME", ["NAME"])), "501 5.5.4 Bad XFORWARD attribute: NAME");
+});

@@ -1,0 +1,221 @@
+import { deepStrictEqual, strictEqual, throws } from "node:assert/strict";
+import { Session } from "../../../lib/smtp/session.ts";
+import { ehloReply, formatReply, REPLY_CALLBACK_FAILED } from "../../../lib/smtp/reply.ts";
+import type { SessionConfig } from "../../../lib/smtp/events.ts";
+import { bytes, run, testConfig, tr } from "../../helpers/feed.ts";
+
+const DECODER = new TextDecoder();
+/** The EHLO reply text for `config` before TLS. */
+function ehlo(config: SessionConfig = testConfig(), domain = "c.test"): string {
+  return DECODER.decode(formatReply(ehloReply(config, domain, { tls: false }))).replace(/\r\n$/, "");
+}
+const HI = "EHLO c.test\r\n";
+const OK = "250 2.0.0 Ok";
+
+Deno.test("Session greeting has no enhanced code", () => {
+  strictEqual(DECODER.decode(new Session(testConfig()).greeting()), "220 mx.test ESMTP smtpd\r\n");
+});
+
+Deno.test("Session HELO and EHLO", () => {
+  tr("HELO c.test\r\n", { replies: ["250 mx.test"] });
+  tr(HI, { replies: [ehlo()] });
+  tr("ehlo   c.test  \r\n", { replies: [ehlo()] });
+  tr("EHLO\r\nHELO \r\n", { replies: ["501 5.5.4 Syntax: EHLO hostname", "501 5.5.4 Syntax: HELO hostname"] });
+});
+
+Deno.test("Session HELO/EHLO may be refused by the helo decision", () => {
+  const policy = { helo: () => ({ code: 550, enhanced: "5.7.1", lines: ["No"] }) };
+  tr("EHLO c.test\r\nMAIL FROM:<a@b>\r\n", {
+    replies: ["550 5.7.1 No", "503 5.5.1 Error: send HELO/EHLO first"],
+  }, { policy });
+});
+
+Deno.test("Session command order errors are 503 5.5.1", () => {
+  tr("MAIL FROM:<a@b>\r\nRCPT TO:<b@c>\r\nDATA\r\n" + HI + "MAIL FROM:<a@b>\r\nMAIL FROM:<a@b>\r\nDATA\r\n", {
+    replies: [
+      "503 5.5.1 Error: send HELO/EHLO first",
+      "503 5.5.1 Error: need MAIL command",
+      "503 5.5.1 Error: need MAIL command",
+      ehlo(),
+      "250 2.1.0 Ok",
+      "503 5.5.1 Error: nested MAIL command",
+      "503 5.5.1 Error: need RCPT command",
+    ],
+  });
+});
+
+Deno.test("Session MAIL and RCPT record the envelope", () => {
+  const out = tr(
+    HI +
+      "MAIL FROM: <a@b.test> BODY=8BITMIME SMTPUTF8\r\nRCPT TO:<ü@c.test> NOTIFY=NEVER\r\n" +
+      "RCPT TO:<@r.test:d@e.test>\r\nRCPT TO:<postmaster>\r\nDATA\r\nhi\r\n.\r\n",
+    {
+      replies: [
+        ehlo(),
+        "250 2.1.0 Ok",
+        "250 2.1.5 Ok",
+        "250 2.1.5 Ok",
+        "250 2.1.5 Ok",
+        "354 End data with <CR><LF>.<CR><LF>",
+        "250 2.0.0 Ok: queued as Q1",
+      ],
+      messages: ["hi\r\n"],
+    },
+  );
+  const envelope = out.messages[0]!.envelope;
+  deepStrictEqual(envelope, {
+    mailFrom: "a@b.test",
+    mailParams: { BODY: "8BITMIME", SMTPUTF8: true },
+    rcptTo: ["ü@c.test", "d@e.test", "postmaster"],
+    rcptParams: [{ NOTIFY: "NEVER" }, {}, {}],
+    helo: "c.test",
+    esmtp: true,
+    tls: false,
+    auth: null,
+    smtputf8: true,
+    xforward: {},
+    xclient: {},
+    via: "DATA",
+  });
+});
+
+Deno.test("Session MAIL and RCPT refusals", () => {
+  tr(
+    HI + "MAIL FROM:a@b\r\nMAIL FROM:<a@b> X=1\r\nMAIL FROM:<ü@b>\r\nMAIL FROM:<a@b> SIZE=1001\r\n" +
+      "MAIL FROM:<>\r\nRCPT TO:<x y>\r\nRCPT TO:<ü@b>\r\nRCPT TO:<b@c> NOTIFY=x\r\n",
+    {
+      replies: [
+        ehlo(),
+        "501 5.5.4 Syntax: MAIL FROM:<address>",
+        "555 5.5.4 Unsupported option: X",
+        "553 5.6.7 Must declare SMTPUTF8 to send unicode address",
+        "552 5.3.4 Message size exceeds fixed limit",
+        "250 2.1.0 Ok",
+        "501 5.1.3 Bad recipient address syntax",
+        "553 5.6.7 Must declare SMTPUTF8 to send unicode address",
+        "501 5.5.4 Bad NOTIFY parameter syntax",
+      ],
+    },
+  );
+});
+
+Deno.test("Session --accept-rcpt: 550 without an event; VRFY answers accordingly", () => {
+  const config = testConfig({ acceptRcpt: [/@ok\.test$/g] });
+  const out = tr(
+    HI + "MAIL FROM:<a@b>\r\nRCPT TO:<x@no.test>\r\nRCPT TO:<x@ok.test>\r\nRCPT TO:<y@ok.test>\r\n" +
+      "VRFY <x@ok.test>\r\nVRFY z@no.test\r\nVRFY\r\n",
+    {
+      replies: [
+        ehlo(config),
+        "250 2.1.0 Ok",
+        "550 5.1.1 <x@no.test>: Recipient address rejected",
+        "250 2.1.5 Ok",
+        "250 2.1.5 Ok",
+        "250 2.1.5 <x@ok.test>",
+        "550 5.1.1 <z@no.test>: Recipient address rejected",
+        "501 5.5.4 Syntax: VRFY address",
+      ],
+    },
+    { config },
+  );
+  strictEqual(out.events.filter((e) => e.type === "rcpt").length, 2);
+  tr("VRFY bob\r\n", {
+    replies: ["252 2.5.0 Cannot VRFY user, but will accept message and attempt delivery"],
+  });
+});
+
+Deno.test("Session: more than maxRecipients get 452 4.5.3; a refused rcpt is not added", () => {
+  const policy = { rcpt: (a: string) => a.startsWith("bad") ? REPLY_CALLBACK_FAILED : null };
+  const out = tr(
+    HI + "MAIL FROM:<a@b>\r\nRCPT TO:<bad@c>\r\nRCPT TO:<1@c>\r\nRCPT TO:<2@c>\r\nRCPT TO:<3@c>\r\n" +
+      "RCPT TO:<4@c>\r\nDATA\r\n.\r\n",
+    {
+      replies: [
+        ehlo(),
+        "250 2.1.0 Ok",
+        "451 4.3.0 Error: local error in processing",
+        "250 2.1.5 Ok",
+        "250 2.1.5 Ok",
+        "250 2.1.5 Ok",
+        "452 4.5.3 Error: too many recipients",
+        "354 End data with <CR><LF>.<CR><LF>",
+        "250 2.0.0 Ok: queued as Q1",
+      ],
+      messages: [""],
+    },
+    { policy },
+  );
+  deepStrictEqual(out.messages[0]!.envelope.rcptTo, ["1@c", "2@c", "3@c"]);
+});
+
+Deno.test("Session RSET, NOOP, HELP, EXPN, unknown verbs, arguments to no-arg commands", () => {
+  tr("RSET\r\nNOOP whatever\r\nHELP\r\nEXPN list\r\nWIZ\r\n\r\nRSET x\r\nDATA x\r\nQUIT now\r\n", {
+    replies: [
+      OK,
+      OK,
+      "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP STARTTLS AUTH",
+      "502 5.5.1 Error: command not implemented",
+      "500 5.5.2 Error: command not recognized",
+      "500 5.5.2 Error: command not recognized",
+      "501 5.5.4 Syntax: RSET",
+      "501 5.5.4 Syntax: DATA",
+      "501 5.5.4 Syntax: QUIT",
+    ],
+  });
+});
+
+Deno.test("Session QUIT replies 221 then closes; later bytes are ignored", () => {
+  const out = tr("NOOP\r\nQUIT\r\nNOOP\r\n", { replies: [OK, "221 2.0.0 Bye"] });
+  strictEqual(out.closed, true);
+  strictEqual(out.events.at(-1)!.type, "close");
+});
+
+Deno.test("Session accepts bare LF line endings on commands", () => {
+  tr("HELO c.test\nNOOP\r\n", { replies: ["250 mx.test", OK] });
+});
+
+Deno.test("Session: an overlong line gets one 500 5.5.2, then a working command", () => {
+  tr(`${"x".repeat(10_000)}\r\nNOOP\r\n`, { replies: ["500 5.5.2 Error: line too long", OK] });
+  tr(`MAIL FROM:<${"a".repeat(4100)}@b>\r\nHELO c\r\n`, {
+    replies: ["500 5.5.2 Error: line too long", "250 mx.test"],
+  });
+});
+
+Deno.test("Session: the 20th failed command gets 421 4.7.0 and close", () => {
+  const replies = Array.from({ length: 19 }, () => "500 5.5.2 Error: command not recognized");
+  replies.splice(5, 0, OK);
+  const input = "WIZ\r\n".repeat(5) + "NOOP\r\n" + "WIZ\r\n".repeat(20);
+  const out = tr(input, { replies: [...replies, "421 4.7.0 mx.test Error: too many errors"] });
+  strictEqual(out.closed, true);
+});
+
+Deno.test("Session: a 421 decision closes the session", () => {
+  const policy = { mail: () => ({ code: 421, enhanced: "4.3.2", lines: ["Bye now"] }) };
+  const out = tr(HI + "MAIL FROM:<a@b>\r\nNOOP\r\n", { replies: [ehlo(), "421 4.3.2 Bye now"] }, {
+    policy,
+  });
+  strictEqual(out.closed, true);
+});
+
+Deno.test("Session transcript: every command line, AUTH secrets redacted", () => {
+  const config = testConfig({ transcript: true });
+  const out = run([bytes(HI + "AUTH PLAIN AGJvYgBzZWNyZXQ=\r\nAUTH LOGIN\r\nNOOP\r\n")], { config });
+  deepStrictEqual(out.transcript, ["EHLO c.test", "AUTH PLAIN ***", "AUTH LOGIN", "NOOP"]);
+  const login = run([bytes(HI + "AUTH LOGIN\r\nYm9i\r\ncHc=\r\nNOOP\r\n")], { config });
+  deepStrictEqual(login.transcript, ["EHLO c.test", "AUTH LOGIN", "***", "***", "NOOP"]);
+});
+
+Deno.test("Session: resuming at the wrong time throws; next() while paused says paused", () => {
+  const session = new Session(testConfig());
+  session.receive(bytes("HELO c\r\nNOOP\r\n"));
+  strictEqual(session.next().type, "helo");
+  strictEqual(session.next().type, "paused");
+  strictEqual(DECODER.decode(session.pending()), "NOOP\r\n");
+  throws(() => session.resumeMail(null), /Cannot resume "mail": the session is paused at "helo"/);
+  session.resumeHelo(null);
+  throws(() => session.resumeHelo(null), /not paused/);
+  strictEqual(session.next().type, "reply");
+  strictEqual(session.next().type, "reply");
+  strictEqual(session.next().type, "need-data");
+  strictEqual(session.idle(), true);
+});
