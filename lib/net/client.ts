@@ -6,8 +6,10 @@
  * @module
  */
 
-import * as net from "node:net";
-import * as tls from "node:tls";
+import { nodeConnect, nodeStartTls, NodeWire, type Wire } from "./_node_wire.ts";
+import { DotStuffer } from "./dot_stuffer.ts";
+
+export { DotStuffer };
 
 /** Options of {@linkcode sendMail}. */
 export interface SendOptions {
@@ -76,12 +78,6 @@ const READ_CHUNK = 16 * 1024;
 /** QUIT is a courtesy: do not hang on a server that never answers it. */
 const QUIT_TIMEOUT_MS = 5_000;
 
-interface Wire {
-  read(p: Uint8Array): Promise<number | null>;
-  write(p: Uint8Array): Promise<number>;
-  close(): void;
-}
-
 interface Reply {
   code: number;
   /** Text of each line after `NNN-`/`NNN `. */
@@ -91,110 +87,6 @@ interface Reply {
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
-
-/**
- * Deno's own TLS has no per-connection switch to skip verification (only the
- * process-wide `--unsafely-ignore-certificate-errors`), so `insecure` goes
- * through node:tls, whose `rejectUnauthorized: false` Deno honours.
- */
-class NodeWire implements Wire {
-  #socket: net.Socket;
-  #chunks: Uint8Array[] = [];
-  #ended = false;
-  #error: Error | null = null;
-  #wake: (() => void) | null = null;
-
-  constructor(socket: net.Socket) {
-    this.#socket = socket;
-    socket.on("data", (b: Uint8Array) => {
-      this.#chunks.push(b);
-      socket.pause();
-      this.#notify();
-    });
-    socket.on("end", () => {
-      this.#ended = true;
-      this.#notify();
-    });
-    socket.on("error", (e: Error) => {
-      this.#error = e;
-      this.#notify();
-    });
-    socket.on("close", () => {
-      this.#ended = true;
-      this.#notify();
-    });
-  }
-
-  get socket(): net.Socket {
-    return this.#socket;
-  }
-
-  #notify(): void {
-    const wake = this.#wake;
-    this.#wake = null;
-    wake?.();
-  }
-
-  async read(p: Uint8Array): Promise<number | null> {
-    while (this.#chunks.length === 0) {
-      if (this.#error) throw this.#error;
-      if (this.#ended) return null;
-      this.#socket.resume();
-      await new Promise<void>((resolve) => this.#wake = resolve);
-    }
-    const chunk = this.#chunks[0]!;
-    const n = Math.min(p.length, chunk.length);
-    p.set(chunk.subarray(0, n));
-    if (n === chunk.length) this.#chunks.shift();
-    else this.#chunks[0] = chunk.subarray(n);
-    return n;
-  }
-
-  write(p: Uint8Array): Promise<number> {
-    return new Promise((resolve, reject) => {
-      if (this.#error) return reject(this.#error);
-      this.#socket.write(p, (e) => e ? reject(e) : resolve(p.length));
-    });
-  }
-
-  close(): void {
-    this.#socket.destroy();
-  }
-}
-
-function nodeConnect(options: SendOptions, signal: AbortSignal): Promise<NodeWire> {
-  return new Promise((resolve, reject) => {
-    const servername = net.isIP(options.host) ? {} : { servername: options.host };
-    const { host, port } = options;
-    const socket = options.tls
-      ? tls.connect({ host, port, rejectUnauthorized: false, ...servername })
-      : net.connect({ host, port });
-    const onAbort = () => {
-      socket.destroy();
-      reject(signal.reason);
-    };
-    signal.addEventListener("abort", onAbort, { once: true });
-    socket.once("error", reject);
-    socket.once(options.tls ? "secureConnect" : "connect", () => {
-      socket.off("error", reject);
-      signal.removeEventListener("abort", onAbort);
-      resolve(new NodeWire(socket));
-    });
-  });
-}
-
-function nodeStartTls(wire: NodeWire, host: string): Promise<NodeWire> {
-  return new Promise((resolve, reject) => {
-    const servername = net.isIP(host) ? {} : { servername: host };
-    wire.socket.removeAllListeners("data");
-    const socket = tls.connect({ socket: wire.socket, rejectUnauthorized: false, ...servername });
-    socket.once("error", reject);
-    socket.once("secureConnect", () => {
-      socket.off("error", reject);
-      resolve(new NodeWire(socket));
-    });
-  });
-}
 
 /** Reads CRLF (or bare LF) reply lines; remembers unread bytes. */
 class ReplyReader {
@@ -281,52 +173,6 @@ async function withTimeout<T>(wire: Wire, op: Promise<T>, ms: number, command: s
 
 async function writeAll(wire: Wire, bytes: Uint8Array): Promise<void> {
   for (let off = 0; off < bytes.length;) off += await wire.write(bytes.subarray(off));
-}
-
-/**
- * Dot-stuffing for DATA (RFC 5321 §4.5.2) as a streaming transform. Line
- * ends are taken from the first one seen: a message with bare-LF lines (a
- * file written on Unix) has every bare LF turned into CRLF; a CRLF message
- * is sent byte for byte, its stray bare LFs included. Only lines that start
- * after CRLF get the extra dot, matching the server's unstuffing.
- */
-export class DotStuffer {
-  #lineStart = true;
-  #lastCr = false;
-  #lastLf = false;
-  #mode: "unknown" | "lf" | "crlf" = "unknown";
-  #empty = true;
-
-  /** Transforms one chunk. */
-  push(chunk: Uint8Array): Uint8Array {
-    const out = new Uint8Array(chunk.length * 2 + 2);
-    let o = 0;
-    for (const b of chunk) {
-      if (b === 0x0a) {
-        if (this.#mode === "unknown") this.#mode = this.#lastCr ? "crlf" : "lf";
-        if (!this.#lastCr && this.#mode === "lf") out[o++] = 0x0d;
-        out[o++] = 0x0a;
-        this.#lineStart = this.#lastCr || this.#mode === "lf";
-        this.#lastCr = false;
-        this.#lastLf = true;
-        continue;
-      }
-      if (b === 0x2e && this.#lineStart) out[o++] = 0x2e;
-      out[o++] = b;
-      this.#lineStart = false;
-      this.#lastCr = b === 0x0d;
-      this.#lastLf = false;
-    }
-    if (chunk.length > 0) this.#empty = false;
-    return out.subarray(0, o);
-  }
-
-  /** The end of data: CRLF unless the message already ends with one, then `.` CRLF. */
-  end(): Uint8Array {
-    if (this.#empty) return encoder.encode(".\r\n");
-    if (this.#lineStart && this.#lastLf) return encoder.encode(".\r\n");
-    return encoder.encode("\r\n.\r\n");
-  }
 }
 
 async function* chunks(message: SendOptions["message"]): AsyncIterable<Uint8Array> {
