@@ -10,7 +10,9 @@ import { MAX_SIZE_DIGITS } from "./limits.ts";
 
 /** Arguments of one BDAT command. */
 export interface BdatArgs {
+  /** Octets that follow the command line. */
   size: number;
+  /** RFC 3030 end-marker: this chunk ends the message. */
   last: boolean;
 }
 

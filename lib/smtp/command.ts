@@ -46,7 +46,9 @@ const VERBS: ReadonlySet<string> = new Set<Verb>([
 
 /** A recognised command: `args` is everything after the first SP, leading spaces removed. */
 export interface Command {
+  /** Upper case. */
   verb: Verb;
+  /** Everything after the verb, without surrounding spaces. */
   args: string;
 }
 

@@ -64,14 +64,19 @@ const NON_ASCII_REGEXP = /[\u{80}-\u{10FFFF}]/u;
 export interface MailArgs {
   /** "" for the null reverse-path `<>`. */
   reversePath: string;
+  /** Names upper case, values as sent. */
   params: Params;
+  /** RFC 6531: the SMTPUTF8 parameter was given. */
   smtputf8: boolean;
+  /** BODY value upper case, "" when absent. */
   body: string;
 }
 
 /** A parsed RCPT TO. */
 export interface RcptArgs {
+  /** The mailbox, source route removed. */
   forwardPath: string;
+  /** Names upper case, values as sent. */
   params: Params;
 }
 

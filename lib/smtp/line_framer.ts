@@ -44,7 +44,11 @@ export class LineFramer {
   #skipping = false;
   #limit: number;
 
-  /** @param limit longest accepted line, without its ending */
+  /**
+   * Creates a framer.
+   *
+   * @param limit longest accepted line, without its ending
+   */
   constructor(limit: number = MAX_COMMAND_LINE_OCTETS) {
     this.#limit = limit;
   }

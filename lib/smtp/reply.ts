@@ -176,7 +176,9 @@ export const REPLY_MAIL_OK: Reply = fixed(250, "2.1.0", "Ok");
 export const REPLY_RCPT_OK: Reply = fixed(250, "2.1.5", "Ok");
 /** RFC 5321 §4.1.1.4; no enhanced code on 354 (RFC 2034 §3, intermediate reply). */
 export const REPLY_START_DATA: Reply = fixed(354, "", "End data with <CR><LF>.<CR><LF>");
+/** RFC 5321 §4.1.1.10: QUIT, then the server closes. */
 export const REPLY_BYE: Reply = fixed(221, "2.0.0", "Bye");
+/** RFC 5321 §4.1.1.8. */
 export const REPLY_HELP: Reply = fixed(
   214,
   "2.0.0",
@@ -188,13 +190,21 @@ export const REPLY_CANNOT_VRFY: Reply = fixed(
   "2.5.0",
   "Cannot VRFY user, but will accept message and attempt delivery",
 );
+/** EXPN, and STARTTLS where TLS is not configured (RFC 5321 §4.2.4). */
 export const REPLY_NOT_IMPLEMENTED: Reply = fixed(502, "5.5.1", "Error: command not implemented");
+/** RFC 5321 §4.2.4: unrecognised verb. */
 export const REPLY_UNKNOWN_COMMAND: Reply = fixed(500, "5.5.2", "Error: command not recognized");
+/** SPEC §4: a command line over `MAX_COMMAND_LINE_OCTETS`. */
 export const REPLY_LINE_TOO_LONG: Reply = fixed(500, "5.5.2", "Error: line too long");
+/** RFC 5321 §4.1.4: MAIL (and AUTH, XFORWARD) need HELO/EHLO first. */
 export const REPLY_NEED_HELO: Reply = fixed(503, "5.5.1", "Error: send HELO/EHLO first");
+/** RFC 5321 §4.1.4: MAIL inside a transaction. */
 export const REPLY_NESTED_MAIL: Reply = fixed(503, "5.5.1", "Error: nested MAIL command");
+/** RFC 5321 §4.1.4: RCPT, DATA or BDAT without MAIL. */
 export const REPLY_NEED_MAIL: Reply = fixed(503, "5.5.1", "Error: need MAIL command");
+/** RFC 5321 §3.3: DATA or BDAT without an accepted recipient. */
 export const REPLY_NEED_RCPT: Reply = fixed(503, "5.5.1", "Error: need RCPT command");
+/** STARTTLS, AUTH (RFC 4954 §4), XCLIENT, XFORWARD inside a transaction. */
 export const REPLY_IN_TRANSACTION: Reply = fixed(
   503,
   "5.5.1",
@@ -208,6 +218,7 @@ export const REPLY_BINARYMIME_NEEDS_BDAT: Reply = fixed(
 );
 /** RFC 3030 §2: DATA and BDAT cannot be mixed in one transaction. */
 export const REPLY_DATA_AFTER_BDAT: Reply = fixed(503, "5.5.1", "Error: DATA after BDAT");
+/** RFC 3030 §2: recipients come before the first chunk. */
 export const REPLY_RCPT_AFTER_BDAT: Reply = fixed(503, "5.5.1", "Error: RCPT after BDAT");
 /** RFC 3030 §2: after a failed chunk the client must RSET. */
 export const REPLY_TRANSACTION_FAILED: Reply = fixed(
@@ -215,7 +226,9 @@ export const REPLY_TRANSACTION_FAILED: Reply = fixed(
   "5.5.1",
   "Error: transaction failed, send RSET",
 );
+/** RFC 3463 X.1.7: the reverse-path is not an RFC 5321 mailbox. */
 export const REPLY_BAD_SENDER: Reply = fixed(501, "5.1.7", "Bad sender address syntax");
+/** RFC 3463 X.1.3: the forward-path is not an RFC 5321 mailbox. */
 export const REPLY_BAD_RECIPIENT: Reply = fixed(501, "5.1.3", "Bad recipient address syntax");
 /** RFC 6531 §3.4: a non-ASCII address needs the SMTPUTF8 parameter. */
 export const REPLY_NEED_SMTPUTF8: Reply = fixed(
@@ -225,15 +238,19 @@ export const REPLY_NEED_SMTPUTF8: Reply = fixed(
 );
 /** RFC 1870 §6.1: a declared SIZE over the limit. */
 export const REPLY_SIZE_EXCEEDED: Reply = fixed(552, "5.3.4", "Message size exceeds fixed limit");
+/** SPEC §4: the received body went over `--max-size`. */
 export const REPLY_MESSAGE_TOO_BIG: Reply = fixed(552, "5.3.4", "Error: message too big");
 /** RFC 3463 X.5.3: too many recipients. */
 export const REPLY_TOO_MANY_RECIPIENTS: Reply = fixed(452, "4.5.3", "Error: too many recipients");
 /** RFC 3207 §4. */
 export const REPLY_READY_TLS: Reply = fixed(220, "2.0.0", "Ready to start TLS");
+/** RFC 3207 §4: STARTTLS on a TLS connection. */
 export const REPLY_TLS_ACTIVE: Reply = fixed(503, "5.5.1", "Error: TLS already active");
 /** RFC 3207 §4 / RFC 4954 §6 `530 5.7.0`. */
 export const REPLY_TLS_REQUIRED: Reply = fixed(530, "5.7.0", "Must issue a STARTTLS command first");
+/** RFC 4954 §6: `--require-auth` and MAIL before AUTH. */
 export const REPLY_AUTH_REQUIRED: Reply = fixed(530, "5.7.0", "Authentication required");
+/** RFC 4954 §4: AUTH after a successful AUTH. */
 export const REPLY_ALREADY_AUTHENTICATED: Reply = fixed(
   503,
   "5.5.1",
@@ -241,13 +258,17 @@ export const REPLY_ALREADY_AUTHENTICATED: Reply = fixed(
 );
 /** RFC 4954 §4. */
 export const REPLY_AUTH_OK: Reply = fixed(235, "2.7.0", "Authentication successful");
+/** RFC 4954 §4: mechanism not offered. */
 export const REPLY_AUTH_UNKNOWN_MECHANISM: Reply = fixed(
   504,
   "5.5.4",
   "Unrecognized authentication type",
 );
+/** RFC 4954 §4: the client sent `*`. */
 export const REPLY_AUTH_CANCELLED: Reply = fixed(501, "5.0.0", "Authentication cancelled");
+/** RFC 4954 §4: a response that is not base64. */
 export const REPLY_AUTH_BAD_BASE64: Reply = fixed(501, "5.5.2", "Cannot decode response");
+/** RFC 4954 §4: base64 that does not decode to what the mechanism needs. */
 export const REPLY_AUTH_MALFORMED: Reply = fixed(501, "5.5.2", "Malformed authentication data");
 /** XCLIENT/XFORWARD from a client outside `--trust-proxy` (Postfix wording). */
 export const REPLY_NOT_AUTHORIZED: Reply = fixed(550, "5.7.0", "Error: insufficient authorization");

@@ -17,10 +17,15 @@ import {
 
 /** What the client claimed; PLAIN/LOGIN carry `password`, CRAM-MD5 `challenge` and `digest`. */
 export interface SaslCredentials {
+  /** The mechanism used. */
   mechanism: AuthMechanism;
+  /** PLAIN authcid, LOGIN user name, CRAM-MD5 user. */
   username: string;
+  /** PLAIN and LOGIN only. */
   password?: string;
+  /** CRAM-MD5 only: the challenge that was sent, before base64. */
   challenge?: string;
+  /** CRAM-MD5 only: the lower-case hex HMAC-MD5 the client computed. */
   digest?: string;
 }
 
@@ -116,7 +121,11 @@ export class SaslExchange {
   #username: string | null = null;
   #challenge = "";
 
-  /** @param cramChallenge source of the CRAM-MD5 challenge (kept outside so the core stays pure) */
+  /**
+   * Starts nothing yet; `start` sends the first challenge.
+   *
+   * @param cramChallenge source of the CRAM-MD5 challenge (kept outside so the core stays pure)
+   */
   constructor(mechanism: AuthMechanism, cramChallenge: () => string) {
     this.#mechanism = mechanism;
     this.#cramChallenge = cramChallenge;

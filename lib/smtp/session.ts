@@ -117,16 +117,22 @@ export class Session implements SessionApi {
   #pendingAuth: { mechanism: AuthMechanism; username: string } | null = null;
   #pendingStart: BdatArgs | "DATA" | null = null;
 
-  /** @param config fixed for the connection */
+  /**
+   * Creates a session in the just-connected state; send `greeting()` first.
+   *
+   * @param config fixed for the connection
+   */
   constructor(config: SessionConfig) {
     this.#config = config;
     this.#tls = config.tlsActive;
   }
 
+  /** The `220` greeting bytes; send once at connect. */
   greeting(): Uint8Array {
     return R.formatReply(R.greetingReply(this.#config.hostname));
   }
 
+  /** Hands over received bytes (kept by reference until parsed); never throws. */
   receive(bytes: Uint8Array): void {
     if (this.#mode === "closed" || bytes.length === 0) return;
     const live = this.#end - this.#pos;
@@ -151,6 +157,7 @@ export class Session implements SessionApi {
     }
   }
 
+  /** The next event; never throws. */
   next(): SessionEvent {
     for (;;) {
       if (this.#head < this.#events.length) {
@@ -169,18 +176,22 @@ export class Session implements SessionApi {
     }
   }
 
+  /** Received bytes not yet parsed (a view; held while paused). */
   pending(): Uint8Array {
     return this.#buf.subarray(this.#pos, this.#end);
   }
 
+  /** True while waiting for a command with no transaction open. */
   idle(): boolean {
     return this.#mode === "command" && this.#pause === null && this.#txn === null;
   }
 
+  /** True while a DATA body or a BDAT chunk is being received. */
   inBody(): boolean {
     return this.#mode === "data" || this.#mode === "bdat";
   }
 
+  /** Answers `helo`: `null` sends the HELO/EHLO reply and records the name. */
   resumeHelo(decision: Decision): void {
     this.#resume("helo");
     const { verb, domain } = this.#pendingHelo!;
@@ -195,6 +206,7 @@ export class Session implements SessionApi {
     );
   }
 
+  /** Answers `mail`: `null` opens the transaction (`250 2.1.0`). */
   resumeMail(decision: Decision): void {
     this.#resume("mail");
     const mail = this.#pendingMail!;
@@ -204,6 +216,7 @@ export class Session implements SessionApi {
     this.#reply(R.REPLY_MAIL_OK);
   }
 
+  /** Answers `rcpt`: `null` adds the recipient (`250 2.1.5`). */
   resumeRcpt(decision: Decision): void {
     this.#resume("rcpt");
     const rcpt = this.#pendingRcpt!;
@@ -214,6 +227,7 @@ export class Session implements SessionApi {
     this.#reply(R.REPLY_RCPT_OK);
   }
 
+  /** Answers `auth`: `null` means the credentials are good (`235 2.7.0`). */
   resumeAuth(decision: Decision): void {
     this.#resume("auth");
     const auth = this.#pendingAuth!;
@@ -223,6 +237,7 @@ export class Session implements SessionApi {
     this.#reply(R.REPLY_AUTH_OK);
   }
 
+  /** Answers `message-start`: `null` opens the body (`354` for DATA). */
   resumeMessageStart(decision: Decision): void {
     this.#resume("message-start");
     const start = this.#pendingStart!;
@@ -249,12 +264,14 @@ export class Session implements SessionApi {
     this.#startChunk(start, null);
   }
 
+  /** Answers `message-end` with the reply to send; the transaction ends. */
   resumeMessageEnd(reply: Reply): void {
     this.#resume("message-end");
     this.#finishTransaction();
     this.#reply(reply);
   }
 
+  /** TLS is up: back to the connected state; bytes pipelined after STARTTLS are dropped. */
   resumeTls(): void {
     this.#resume("starttls");
     // CVE-2011-0411: bytes pipelined after STARTTLS came in plaintext; never execute them.

@@ -296,6 +296,18 @@ export class ServerProc implements AsyncDisposable {
 }
 
 /**
+ * Copies a child's output into a file chunk by chunk, synchronously, so the
+ * file is current whenever a test reads it (a `pipeTo(file.writable)` was
+ * seen to hold lines back until the process exited).
+ */
+async function drainTo(stream: ReadableStream<Uint8Array>, path: string): Promise<void> {
+  using file = await Deno.open(path, { write: true, create: true, truncate: true });
+  for await (const chunk of stream) {
+    for (let off = 0; off < chunk.length;) off += file.writeSync(chunk.subarray(off));
+  }
+}
+
+/**
  * Starts `main.ts` with `deno.json`'s permissions. Adds `--listen 127.0.0.1:0`,
  * `--ready-file` and `--spool <fresh dir>` unless `args` give their own
  * (`--listen`/`--listen-tls`, `--ready-file`, `--spool`). Throws, with the
@@ -326,11 +338,9 @@ export async function startServer(
     stdout: "piped",
     stderr: "piped",
   }).spawn();
-  const errFile = await Deno.open(stderrPath, { write: true, create: true, truncate: true });
-  const outFile = await Deno.open(stdoutPath, { write: true, create: true, truncate: true });
   const pipes = Promise.all([
-    child.stderr.pipeTo(errFile.writable),
-    child.stdout.pipeTo(outFile.writable),
+    drainTo(child.stderr, stderrPath),
+    drainTo(child.stdout, stdoutPath),
   ]);
 
   let exited = false;

@@ -4,7 +4,10 @@ import { parseCommand, redactCommand } from "../../../lib/smtp/command.ts";
 Deno.test("parseCommand: verbs are case-insensitive and end at the first SP", () => {
   deepStrictEqual(parseCommand("mail FROM:<a@b>"), { verb: "MAIL", args: "FROM:<a@b>" });
   deepStrictEqual(parseCommand("StartTLS"), { verb: "STARTTLS", args: "" });
-  deepStrictEqual(parseCommand("XFORWARD  ADDR=1.2.3.4 "), { verb: "XFORWARD", args: "ADDR=1.2.3.4" });
+  deepStrictEqual(parseCommand("XFORWARD  ADDR=1.2.3.4 "), {
+    verb: "XFORWARD",
+    args: "ADDR=1.2.3.4",
+  });
   deepStrictEqual(parseCommand("RSET "), { verb: "RSET", args: "" });
 });
 
@@ -15,7 +18,10 @@ Deno.test("parseCommand: unknown or malformed verbs are null", () => {
 });
 
 Deno.test("redactCommand hides an AUTH initial response only", () => {
-  strictEqual(redactCommand("AUTH PLAIN AGJvYgBzZWNyZXQ=", parseCommand("AUTH PLAIN AGJvYgBzZWNyZXQ=")), "AUTH PLAIN ***");
+  strictEqual(
+    redactCommand("AUTH PLAIN AGJvYgBzZWNyZXQ=", parseCommand("AUTH PLAIN AGJvYgBzZWNyZXQ=")),
+    "AUTH PLAIN ***",
+  );
   strictEqual(redactCommand("auth login", parseCommand("auth login")), "auth login");
   strictEqual(redactCommand("NOOP x", parseCommand("NOOP x")), "NOOP x");
   strictEqual(redactCommand("WIZ", null), "WIZ");

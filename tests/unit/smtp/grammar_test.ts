@@ -101,11 +101,16 @@ Deno.test("parseMailArgs refusals", () => {
     ["FROM:<a@b> SIZE=1001", "552 5.3.4 Message size exceeds fixed limit"],
     ["FROM:<ü@b>", "553 5.6.7 Must declare SMTPUTF8 to send unicode address"],
   ];
-  for (const [args, expected] of cases) strictEqual(refusal(parseMailArgs(args, 1000)), expected, args);
+  for (const [args, expected] of cases) {
+    strictEqual(refusal(parseMailArgs(args, 1000)), expected, args);
+  }
 });
 
 Deno.test("parseRcptArgs: postmaster, source routes, DSN params", () => {
-  deepStrictEqual(parseRcptArgs("TO:<PostMaster>", false), { forwardPath: "PostMaster", params: {} });
+  deepStrictEqual(parseRcptArgs("TO:<PostMaster>", false), {
+    forwardPath: "PostMaster",
+    params: {},
+  });
   deepStrictEqual(parseRcptArgs("to:<@x.test,@y.test:u@d.test> NOTIFY=success,DELAY", false), {
     forwardPath: "u@d.test",
     params: { NOTIFY: "success,DELAY" },
@@ -127,7 +132,9 @@ Deno.test("parseRcptArgs refusals", () => {
     ["TO:<b@c> SIZE=1", "555 5.5.4 Unsupported option: SIZE"],
     ["TO:<ü@c>", "553 5.6.7 Must declare SMTPUTF8 to send unicode address"],
   ];
-  for (const [args, expected] of cases) strictEqual(refusal(parseRcptArgs(args, false)), expected, args);
+  for (const [args, expected] of cases) {
+    strictEqual(refusal(parseRcptArgs(args, false)), expected, args);
+  }
 });
 
 Deno.test("xtext checks and decoding (RFC 3461 §4)", () => {
@@ -142,10 +149,23 @@ Deno.test("xtext checks and decoding (RFC 3461 §4)", () => {
 
 Deno.test("parseAttributes decodes xtext and drops [UNAVAILABLE]", () => {
   deepStrictEqual(
-    parseAttributes("XCLIENT", "name=spike.test ADDR=[UNAVAILABLE] HELO=a+20b", ["NAME", "ADDR", "HELO"]),
+    parseAttributes("XCLIENT", "name=spike.test ADDR=[UNAVAILABLE] HELO=a+20b", [
+      "NAME",
+      "ADDR",
+      "HELO",
+    ]),
     { NAME: "spike.test", ADDR: null, HELO: "a b" },
   );
-  strictEqual(refusal(parseAttributes("XCLIENT", "", ["NAME"])), "501 5.5.4 Syntax: XCLIENT NAME=…");
-  strictEqual(refusal(parseAttributes("XFORWARD", "FOO=1", ["NAME"])), "501 5.5.4 Bad XFORWARD attribute: FOO=1");
-  strictEqual(refusal(parseAttributes("XFORWARD", "NAME", ["NAME"])), "501 5.5.4 Bad XFORWARD attribute: NAME");
+  strictEqual(
+    refusal(parseAttributes("XCLIENT", "", ["NAME"])),
+    "501 5.5.4 Syntax: XCLIENT NAME=…",
+  );
+  strictEqual(
+    refusal(parseAttributes("XFORWARD", "FOO=1", ["NAME"])),
+    "501 5.5.4 Bad XFORWARD attribute: FOO=1",
+  );
+  strictEqual(
+    refusal(parseAttributes("XFORWARD", "NAME", ["NAME"])),
+    "501 5.5.4 Bad XFORWARD attribute: NAME",
+  );
 });

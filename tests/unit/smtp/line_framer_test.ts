@@ -17,7 +17,9 @@ function frames(input: Uint8Array, sizes: number[] = [], limit?: number): string
       const frame: Frame = framer.frame(buf, pos, buf.length);
       pos += frame.consumed;
       if (frame.type === "need-data") break;
-      if (frame.type === "line") out.push(DECODER.decode(buf.subarray(frame.lineStart, frame.lineEnd)));
+      if (frame.type === "line") {
+        out.push(DECODER.decode(buf.subarray(frame.lineStart, frame.lineEnd)));
+      }
       if (frame.type === "too-long") out.push("<too long>");
     }
     buf = buf.slice(pos);
@@ -27,7 +29,11 @@ function frames(input: Uint8Array, sizes: number[] = [], limit?: number): string
 
 Deno.test("LineFramer splits at CRLF and at a bare LF, stripping one CR", () => {
   for (const sizes of [[], [1], [2, 3]]) {
-    deepStrictEqual(frames(bytes("NOOP\r\nRSET\nQUIT\r\r\nHALF"), sizes), ["NOOP", "RSET", "QUIT\r"]);
+    deepStrictEqual(frames(bytes("NOOP\r\nRSET\nQUIT\r\r\nHALF"), sizes), [
+      "NOOP",
+      "RSET",
+      "QUIT\r",
+    ]);
   }
 });
 
@@ -46,7 +52,11 @@ Deno.test("LineFramer accepts a line of exactly the limit, with CRLF split", () 
 Deno.test("LineFramer reports an overlong line once and resynchronises", () => {
   const long = "y".repeat(MAX_COMMAND_LINE_OCTETS + 1);
   for (const sizes of [[], [1], [1000], [MAX_COMMAND_LINE_OCTETS + 2]]) {
-    deepStrictEqual(frames(bytes(`${long}\r\nNOOP\r\n`), sizes), ["<too long>", "NOOP"], `${sizes}`);
+    deepStrictEqual(
+      frames(bytes(`${long}\r\nNOOP\r\n`), sizes),
+      ["<too long>", "NOOP"],
+      `${sizes}`,
+    );
     deepStrictEqual(frames(bytes(`${long}${long}${long}\nNOOP\n`), sizes), ["<too long>", "NOOP"]);
   }
 });
@@ -66,5 +76,10 @@ Deno.test("LineFramer resumes its LF search where it stopped", () => {
   const data = bytes("ABCDEF\r\n");
   deepStrictEqual(framer.frame(data, 0, 3), { type: "need-data", consumed: 0 });
   deepStrictEqual(framer.frame(data, 0, 6), { type: "need-data", consumed: 0 });
-  deepStrictEqual(framer.frame(data, 0, 8), { type: "line", lineStart: 0, lineEnd: 6, consumed: 8 });
+  deepStrictEqual(framer.frame(data, 0, 8), {
+    type: "line",
+    lineStart: 0,
+    lineEnd: 6,
+    consumed: 8,
+  });
 });

@@ -24,7 +24,10 @@ Deno.test("formatReply writes the enhanced code on every line of a multi-line re
 });
 
 Deno.test("formatReply cannot be made to forge reply lines", () => {
-  strictEqual(text({ code: 550, enhanced: "5.1.1", lines: ["a\r\n250 b\rc"] }), "550 5.1.1 a  250 b c\r\n");
+  strictEqual(
+    text({ code: 550, enhanced: "5.1.1", lines: ["a\r\n250 b\rc"] }),
+    "550 5.1.1 a  250 b c\r\n",
+  );
 });
 
 Deno.test("formatReply caches the bytes of frozen replies only", () => {
@@ -52,6 +55,8 @@ Deno.test("ehloReply lists extensions in SPEC order, AUTH only when allowed", ()
   const tls = text(ehloReply(cfg, "c", { tls: true }));
   strictEqual(tls.includes("STARTTLS"), false);
   strictEqual(tls.includes("250-AUTH PLAIN LOGIN CRAM-MD5\r\n"), true);
-  const none = text(ehloReply(testConfig({ authMechanisms: [], starttls: false }), "c", { tls: false }));
+  const none = text(
+    ehloReply(testConfig({ authMechanisms: [], starttls: false }), "c", { tls: false }),
+  );
   strictEqual(none.endsWith("250 DSN\r\n"), true);
 });

@@ -29,7 +29,10 @@ Deno.test("PLAIN with an initial response, via 334, and = for empty", () => {
   const sasl = new SaslExchange("PLAIN", () => "");
   strictEqual(summary(sasl.start(null)), "334 ");
   strictEqual(summary(sasl.respond(b64("\0bob\0secret"))), creds);
-  strictEqual(summary(new SaslExchange("PLAIN", () => "").start("=")), "501 5.5.2 Malformed authentication data");
+  strictEqual(
+    summary(new SaslExchange("PLAIN", () => "").start("=")),
+    "501 5.5.2 Malformed authentication data",
+  );
 });
 
 Deno.test("PLAIN refusals: bad base64, malformed, cancelled", () => {
@@ -46,7 +49,10 @@ Deno.test("LOGIN prompts for user name and password", () => {
   const sasl = new SaslExchange("LOGIN", () => "");
   strictEqual(summary(sasl.start(null)), "334 VXNlcm5hbWU6");
   strictEqual(summary(sasl.respond(b64("bob"))), "334 UGFzc3dvcmQ6");
-  strictEqual(summary(sasl.respond(b64("pw"))), '{"mechanism":"LOGIN","username":"bob","password":"pw"}');
+  strictEqual(
+    summary(sasl.respond(b64("pw"))),
+    '{"mechanism":"LOGIN","username":"bob","password":"pw"}',
+  );
   const ir = new SaslExchange("LOGIN", () => "");
   strictEqual(summary(ir.start(b64("bob"))), "334 UGFzc3dvcmQ6");
 });
@@ -67,5 +73,8 @@ Deno.test("CRAM-MD5 sends the challenge and returns the digest", () => {
   const bad = new SaslExchange("CRAM-MD5", () => "<1.2@mx>");
   bad.start(null);
   strictEqual(summary(bad.respond(b64("tim"))), "501 5.5.2 Malformed authentication data");
-  strictEqual(summary(new SaslExchange("CRAM-MD5", () => "").start("x")), "501 5.5.4 Syntax: AUTH CRAM-MD5");
+  strictEqual(
+    summary(new SaslExchange("CRAM-MD5", () => "").start("x")),
+    "501 5.5.4 Syntax: AUTH CRAM-MD5",
+  );
 });

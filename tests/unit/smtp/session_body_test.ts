@@ -38,15 +38,27 @@ Deno.test("Session: .\\rX keeps its CR, a stuffed dot loses one dot", () => {
 });
 
 Deno.test("Session: an empty DATA body is 0 bytes", () => {
-  const out = tr(START + "DATA\r\n.\r\n", { replies: [...STARTED, GO, "250 2.0.0 Ok: queued as Q1"] });
+  const out = tr(START + "DATA\r\n.\r\n", {
+    replies: [...STARTED, GO, "250 2.0.0 Ok: queued as Q1"],
+  });
   strictEqual(out.messages[0]!.size, 0);
 });
 
 Deno.test("Session: pipelined transactions after DATA, HELO state kept", () => {
-  const out = tr(START + "DATA\r\none\r\n.\r\nMAIL FROM:<c@d>\r\nRCPT TO:<e@f>\r\nDATA\r\ntwo\r\n.\r\n", {
-    replies: [...STARTED, GO, "250 2.0.0 Ok: queued as Q1", ...STARTED.slice(1), GO, "250 2.0.0 Ok: queued as Q2"],
-    messages: ["one\r\n", "two\r\n"],
-  });
+  const out = tr(
+    START + "DATA\r\none\r\n.\r\nMAIL FROM:<c@d>\r\nRCPT TO:<e@f>\r\nDATA\r\ntwo\r\n.\r\n",
+    {
+      replies: [
+        ...STARTED,
+        GO,
+        "250 2.0.0 Ok: queued as Q1",
+        ...STARTED.slice(1),
+        GO,
+        "250 2.0.0 Ok: queued as Q2",
+      ],
+      messages: ["one\r\n", "two\r\n"],
+    },
+  );
   strictEqual(out.messages[1]!.envelope.mailFrom, "c@d");
 });
 
@@ -67,7 +79,11 @@ Deno.test("Session: a body over maxSize is consumed, aborted and refused with 55
 Deno.test("Session: message-start refusal on DATA resets the transaction", () => {
   const policy = { messageStart: () => REPLY_SPOOL_UNWRITABLE };
   tr(START + "DATA\r\nRCPT TO:<x@y>\r\n", {
-    replies: [...STARTED, "451 4.3.0 Error: queue file write error", "503 5.5.1 Error: need MAIL command"],
+    replies: [
+      ...STARTED,
+      "451 4.3.0 Error: queue file write error",
+      "503 5.5.1 Error: need MAIL command",
+    ],
   }, { policy });
 });
 
@@ -83,7 +99,12 @@ Deno.test("Session: DATA refused with BODY=BINARYMIME and after BDAT", () => {
     replies: [...STARTED, "503 5.5.1 Error: BODY=BINARYMIME requires BDAT"],
   });
   tr(START + "BDAT 2\r\nxyDATA\r\nBDAT 1 LAST\r\nz", {
-    replies: [...STARTED, "250 2.0.0 Ok: 2 octets received", "503 5.5.1 Error: DATA after BDAT", "250 2.0.0 Ok: queued as Q1"],
+    replies: [
+      ...STARTED,
+      "250 2.0.0 Ok: 2 octets received",
+      "503 5.5.1 Error: DATA after BDAT",
+      "250 2.0.0 Ok: queued as Q1",
+    ],
     messages: ["xyz"],
   });
 });
@@ -95,7 +116,10 @@ Deno.test("Session BDAT: chunks, LAST, binary-safe bytes, BDAT 0 LAST", () => {
   });
   deepStrictEqual(out.messages[0]!.body, concat([bytes(".\r\n\r\n"), binary]));
   strictEqual(out.messages[0]!.envelope.via, "BDAT");
-  tr(START + "BDAT 0 LAST\r\n", { replies: [...STARTED, "250 2.0.0 Ok: queued as Q1"], messages: [""] });
+  tr(START + "BDAT 0 LAST\r\n", {
+    replies: [...STARTED, "250 2.0.0 Ok: queued as Q1"],
+    messages: [""],
+  });
 });
 
 Deno.test("Session BDAT: a chunk split across receive() calls", () => {
@@ -139,7 +163,12 @@ Deno.test("Session BDAT: refused message-start fails the transaction until RSET"
 Deno.test("Session BDAT: over maxSize is consumed, aborted, 552; RSET aborts an open body", () => {
   const config = testConfig({ maxSize: 4 });
   tr(START + "BDAT 3\r\nabcBDAT 3 LAST\r\ndefNOOP\r\n", {
-    replies: [...STARTED, "250 2.0.0 Ok: 3 octets received", "552 5.3.4 Error: message too big", "250 2.0.0 Ok"],
+    replies: [
+      ...STARTED,
+      "250 2.0.0 Ok: 3 octets received",
+      "552 5.3.4 Error: message too big",
+      "250 2.0.0 Ok",
+    ],
     aborts: ["size"],
   }, { config });
   tr(START + "BDAT 1\r\naRSET\r\n", {
@@ -147,7 +176,12 @@ Deno.test("Session BDAT: over maxSize is consumed, aborted, 552; RSET aborts an 
     aborts: ["reset"],
   });
   tr(START + "BDAT 1\r\naBDAT z\r\nBDAT 1 LAST\r\nb", {
-    replies: [...STARTED, "250 2.0.0 Ok: 1 octets received", "501 5.5.4 Syntax: BDAT size [LAST]", "503 5.5.1 Error: transaction failed, send RSET"],
+    replies: [
+      ...STARTED,
+      "250 2.0.0 Ok: 1 octets received",
+      "501 5.5.4 Syntax: BDAT size [LAST]",
+      "503 5.5.1 Error: transaction failed, send RSET",
+    ],
     aborts: ["rejected"],
   });
 });

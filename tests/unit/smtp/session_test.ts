@@ -7,7 +7,10 @@ import { bytes, run, testConfig, tr } from "../../helpers/feed.ts";
 const DECODER = new TextDecoder();
 /** The EHLO reply text for `config` before TLS. */
 function ehlo(config: SessionConfig = testConfig(), domain = "c.test"): string {
-  return DECODER.decode(formatReply(ehloReply(config, domain, { tls: false }))).replace(/\r\n$/, "");
+  return DECODER.decode(formatReply(ehloReply(config, domain, { tls: false }))).replace(
+    /\r\n$/,
+    "",
+  );
 }
 const HI = "EHLO c.test\r\n";
 const OK = "250 2.0.0 Ok";
@@ -20,7 +23,9 @@ Deno.test("Session HELO and EHLO", () => {
   tr("HELO c.test\r\n", { replies: ["250 mx.test"] });
   tr(HI, { replies: [ehlo()] });
   tr("ehlo   c.test  \r\n", { replies: [ehlo()] });
-  tr("EHLO\r\nHELO \r\n", { replies: ["501 5.5.4 Syntax: EHLO hostname", "501 5.5.4 Syntax: HELO hostname"] });
+  tr("EHLO\r\nHELO \r\n", {
+    replies: ["501 5.5.4 Syntax: EHLO hostname", "501 5.5.4 Syntax: HELO hostname"],
+  });
 });
 
 Deno.test("Session HELO/EHLO may be refused by the helo decision", () => {
@@ -31,15 +36,31 @@ Deno.test("Session HELO/EHLO may be refused by the helo decision", () => {
 });
 
 Deno.test("Session command order errors are 503 5.5.1", () => {
-  tr("MAIL FROM:<a@b>\r\nRCPT TO:<b@c>\r\nDATA\r\n" + HI + "MAIL FROM:<a@b>\r\nMAIL FROM:<a@b>\r\nDATA\r\n", {
+  tr(
+    "MAIL FROM:<a@b>\r\nRCPT TO:<b@c>\r\nDATA\r\n" + HI +
+      "MAIL FROM:<a@b>\r\nMAIL FROM:<a@b>\r\nDATA\r\n",
+    {
+      replies: [
+        "503 5.5.1 Error: send HELO/EHLO first",
+        "503 5.5.1 Error: need MAIL command",
+        "503 5.5.1 Error: need MAIL command",
+        ehlo(),
+        "250 2.1.0 Ok",
+        "503 5.5.1 Error: nested MAIL command",
+        "503 5.5.1 Error: need RCPT command",
+      ],
+    },
+  );
+});
+
+Deno.test("Session: HELO/EHLO reset the transaction", () => {
+  tr(HI + "MAIL FROM:<a@b>\r\nEHLO again\r\nRCPT TO:<b@c>\r\nMAIL FROM:<a@b>\r\n", {
     replies: [
-      "503 5.5.1 Error: send HELO/EHLO first",
-      "503 5.5.1 Error: need MAIL command",
-      "503 5.5.1 Error: need MAIL command",
       ehlo(),
       "250 2.1.0 Ok",
-      "503 5.5.1 Error: nested MAIL command",
-      "503 5.5.1 Error: need RCPT command",
+      ehlo(testConfig(), "again"),
+      "503 5.5.1 Error: need MAIL command",
+      "250 2.1.0 Ok",
     ],
   });
 });
@@ -81,7 +102,8 @@ Deno.test("Session MAIL and RCPT record the envelope", () => {
 
 Deno.test("Session MAIL and RCPT refusals", () => {
   tr(
-    HI + "MAIL FROM:a@b\r\nMAIL FROM:<a@b> X=1\r\nMAIL FROM:<ü@b>\r\nMAIL FROM:<a@b> SIZE=1001\r\n" +
+    HI +
+      "MAIL FROM:a@b\r\nMAIL FROM:<a@b> X=1\r\nMAIL FROM:<ü@b>\r\nMAIL FROM:<a@b> SIZE=1001\r\n" +
       "MAIL FROM:<>\r\nRCPT TO:<x y>\r\nRCPT TO:<ü@b>\r\nRCPT TO:<b@c> NOTIFY=x\r\n",
     {
       replies: [
@@ -102,7 +124,8 @@ Deno.test("Session MAIL and RCPT refusals", () => {
 Deno.test("Session --accept-rcpt: 550 without an event; VRFY answers accordingly", () => {
   const config = testConfig({ acceptRcpt: [/@ok\.test$/g] });
   const out = tr(
-    HI + "MAIL FROM:<a@b>\r\nRCPT TO:<x@no.test>\r\nRCPT TO:<x@ok.test>\r\nRCPT TO:<y@ok.test>\r\n" +
+    HI +
+      "MAIL FROM:<a@b>\r\nRCPT TO:<x@no.test>\r\nRCPT TO:<x@ok.test>\r\nRCPT TO:<y@ok.test>\r\n" +
       "VRFY <x@ok.test>\r\nVRFY z@no.test\r\nVRFY\r\n",
     {
       replies: [
@@ -127,7 +150,8 @@ Deno.test("Session --accept-rcpt: 550 without an event; VRFY answers accordingly
 Deno.test("Session: more than maxRecipients get 452 4.5.3; a refused rcpt is not added", () => {
   const policy = { rcpt: (a: string) => a.startsWith("bad") ? REPLY_CALLBACK_FAILED : null };
   const out = tr(
-    HI + "MAIL FROM:<a@b>\r\nRCPT TO:<bad@c>\r\nRCPT TO:<1@c>\r\nRCPT TO:<2@c>\r\nRCPT TO:<3@c>\r\n" +
+    HI +
+      "MAIL FROM:<a@b>\r\nRCPT TO:<bad@c>\r\nRCPT TO:<1@c>\r\nRCPT TO:<2@c>\r\nRCPT TO:<3@c>\r\n" +
       "RCPT TO:<4@c>\r\nDATA\r\n.\r\n",
     {
       replies: [
@@ -199,7 +223,9 @@ Deno.test("Session: a 421 decision closes the session", () => {
 
 Deno.test("Session transcript: every command line, AUTH secrets redacted", () => {
   const config = testConfig({ transcript: true });
-  const out = run([bytes(HI + "AUTH PLAIN AGJvYgBzZWNyZXQ=\r\nAUTH LOGIN\r\nNOOP\r\n")], { config });
+  const out = run([bytes(HI + "AUTH PLAIN AGJvYgBzZWNyZXQ=\r\nAUTH LOGIN\r\nNOOP\r\n")], {
+    config,
+  });
   deepStrictEqual(out.transcript, ["EHLO c.test", "AUTH PLAIN ***", "AUTH LOGIN", "NOOP"]);
   const login = run([bytes(HI + "AUTH LOGIN\r\nYm9i\r\ncHc=\r\nNOOP\r\n")], { config });
   deepStrictEqual(login.transcript, ["EHLO c.test", "AUTH LOGIN", "***", "***", "NOOP"]);

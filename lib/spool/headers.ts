@@ -1,0 +1,224 @@
+/**
+ * The few header fields recorded in the metadata (SPEC §3 `headers`), read
+ * from a capped prefix of the message. Pure: no I/O, and no input makes it
+ * throw.
+ *
+ * @module
+ */
+
+import type { Meta } from "./meta.ts";
+
+/** Header names (lower case) → metadata keys. */
+const WANTED: ReadonlyMap<string, keyof Meta["headers"]> = new Map([
+  ["subject", "subject"],
+  ["from", "from"],
+  ["to", "to"],
+  ["date", "date"],
+  ["message-id", "messageId"],
+]);
+
+/**
+ * RFC 2047 §5 allows encoded-words only in unstructured text and phrases:
+ * never in Date or Message-ID, whose values are kept as written.
+ */
+const DECODED: ReadonlySet<string> = new Set(["subject", "from", "to"]);
+
+/** RFC 5322 §3.6.8: ftext is %d33-57 / %d59-126; §4.5 (obsolete) allows WSP before the colon. */
+const FIELD_REGEXP = /^([\x21-\x39\x3b-\x7e]+)[ \t]*:(.*)$/s;
+
+/**
+ * RFC 2047 §2: `=?charset?encoding?encoded-text?=`. The charset may carry an
+ * RFC 2231 §5 language suffix (`utf-8*en`). Matched anywhere, not only
+ * between spaces as §5 demands, because real mailers glue them to text.
+ */
+const ENCODED_WORD_REGEXP = /=\?([^?\s]+)\?([BbQq])\?([^?\s]*)\?=/g;
+const WSP_ONLY_REGEXP = /^[ \t\r\n]*$/;
+const BASE64_REGEXP = /^[A-Za-z0-9+/]*={0,2}$/;
+
+const UTF8_FATAL = new TextDecoder("utf-8", { fatal: true });
+const LATIN1 = new TextDecoder("windows-1252");
+
+/**
+ * Subject, From, To, Date and Message-ID from the header section of a
+ * message: everything before the first empty line, or all of `prefix` when it
+ * holds none (a capped prefix of a message with huge headers). Lines may end
+ * in CRLF or bare LF. Folded lines are unfolded (RFC 5322 §2.2.3), Subject,
+ * From and To are RFC 2047-decoded, values are trimmed, the first occurrence
+ * of a field wins and an absent field has no key.
+ *
+ * Header bytes are read as UTF-8 (RFC 6532) and, when that is not valid, as
+ * Windows-1252 (the usual meaning of raw 8-bit headers).
+ *
+ * @param prefix The first bytes of the message.
+ * @returns The decoded values.
+ *
+ * @example Usage
+ * ```ts
+ * import { parseHeaderFields } from "./headers.ts";
+ * const bytes = new TextEncoder().encode("Subject: =?utf-8?q?caf=C3=A9?=\r\n\r\nbody");
+ * parseHeaderFields(bytes); // { subject: "café" }
+ * ```
+ */
+export function parseHeaderFields(prefix: Uint8Array): Meta["headers"] {
+  const out: Meta["headers"] = {};
+  let current: { name: string; lines: Uint8Array[] } | null = null;
+  const finish = (): void => {
+    if (current === null) return;
+    const key = WANTED.get(current.name);
+    if (key !== undefined && out[key] === undefined) {
+      // Unfolding removes each CRLF (here: line break) that precedes WSP.
+      const raw = decodeBytes(concat(current.lines));
+      out[key] = (DECODED.has(current.name) ? decodeRfc2047(raw) : raw).trim();
+    }
+    current = null;
+  };
+
+  let start = 0;
+  while (start < prefix.length) {
+    let end = prefix.indexOf(0x0a, start);
+    const next = end === -1 ? prefix.length : end + 1;
+    if (end === -1) end = prefix.length;
+    const lineEnd = end > start && prefix[end - 1] === 0x0d ? end - 1 : end;
+    const line = prefix.subarray(start, lineEnd);
+    start = next;
+
+    if (line.length === 0) break; // the empty line ends the header section
+    const first = line[0];
+    if (first === 0x20 || first === 0x09) {
+      if (current !== null) current.lines.push(line);
+      continue;
+    }
+    finish();
+    const match = FIELD_REGEXP.exec(LATIN1.decode(line.subarray(0, 1000)));
+    if (match === null) continue; // not a field (an mbox "From " line, garbage)
+    const name = match[1]!.toLowerCase();
+    if (!WANTED.has(name) || out[WANTED.get(name)!] !== undefined) continue;
+    const colon = line.indexOf(0x3a);
+    current = { name, lines: [line.subarray(colon + 1)] };
+  }
+  finish();
+  return out;
+}
+
+/**
+ * Decodes RFC 2047 encoded-words (`B` and `Q`, any charset `TextDecoder`
+ * knows). Whitespace between two adjacent encoded-words is dropped (§6.2),
+ * and adjacent words in the same charset are decoded together, so a
+ * multi-byte character split across them comes out whole. A malformed word
+ * (unknown charset, bad base64 or Q escape) is left as it is.
+ *
+ * @param s An unfolded header value.
+ * @returns The decoded text.
+ *
+ * @example Usage
+ * ```ts
+ * import { decodeRfc2047 } from "./headers.ts";
+ * decodeRfc2047("=?ISO-8859-1?Q?Andr=E9?= Pirard"); // "André Pirard"
+ * ```
+ */
+export function decodeRfc2047(s: string): string {
+  const parts: string[] = [];
+  /** Adjacent words in one charset, decoded together when the run ends. */
+  let run: { charset: string; chunks: Uint8Array[]; raw: string } | null = null;
+  const flush = (): void => {
+    if (run === null) return;
+    parts.push(decodeCharset(run.charset, concat(run.chunks)) ?? run.raw);
+    run = null;
+  };
+
+  let last = 0;
+  for (const m of s.matchAll(ENCODED_WORD_REGEXP)) {
+    const between = s.slice(last, m.index);
+    last = m.index + m[0].length;
+    const charset = m[1]!.split("*")[0]!.toLowerCase();
+    const bytes = isKnownCharset(charset) ? decodeEncodedText(m[2]!, m[3]!) : null;
+    if (bytes !== null && run !== null && WSP_ONLY_REGEXP.test(between)) {
+      if (run.charset === charset) {
+        run.chunks.push(bytes);
+        run.raw += between + m[0];
+        continue;
+      }
+      flush(); // §6.2: the whitespace between adjacent encoded-words is dropped
+    } else {
+      flush();
+      parts.push(between);
+    }
+    if (bytes === null) parts.push(m[0]);
+    else run = { charset, chunks: [bytes], raw: m[0] };
+  }
+  flush();
+  parts.push(s.slice(last));
+  return parts.join("");
+}
+
+/** The bytes of an encoded-text, or null when malformed. */
+function decodeEncodedText(encoding: string, text: string): Uint8Array | null {
+  if (encoding === "B" || encoding === "b") {
+    // RFC 2047 §4.1 requires padding; many mailers omit it, which is harmless.
+    if (!BASE64_REGEXP.test(text) || text.length % 4 === 1) return null;
+    const padded = text.replace(/=+$/, "");
+    try {
+      const binary = atob(padded + "=".repeat((4 - padded.length % 4) % 4));
+      return Uint8Array.from(binary, (c) => c.charCodeAt(0));
+    } catch {
+      return null;
+    }
+  }
+  // RFC 2047 §4.2: "_" is 0x20, "=XX" a hex octet, other printable ASCII itself.
+  const out = new Uint8Array(text.length);
+  let n = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x5f) {
+      out[n++] = 0x20;
+    } else if (c === 0x3d) {
+      const hex = text.slice(i + 1, i + 3);
+      if (!/^[0-9A-Fa-f]{2}$/.test(hex)) return null;
+      out[n++] = parseInt(hex, 16);
+      i += 2;
+    } else if (c > 0x20 && c < 0x7f) {
+      out[n++] = c;
+    } else {
+      return null;
+    }
+  }
+  return out.subarray(0, n);
+}
+
+function isKnownCharset(charset: string): boolean {
+  try {
+    new TextDecoder(charset);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function decodeCharset(charset: string, bytes: Uint8Array): string | null {
+  try {
+    return new TextDecoder(charset).decode(bytes);
+  } catch {
+    return null;
+  }
+}
+
+function decodeBytes(bytes: Uint8Array): string {
+  try {
+    return UTF8_FATAL.decode(bytes);
+  } catch {
+    return LATIN1.decode(bytes);
+  }
+}
+
+function concat(chunks: Uint8Array[]): Uint8Array {
+  if (chunks.length === 1) return chunks[0]!;
+  let length = 0;
+  for (const c of chunks) length += c.length;
+  const out = new Uint8Array(length);
+  let offset = 0;
+  for (const c of chunks) {
+    out.set(c, offset);
+    offset += c.length;
+  }
+  return out;
+}

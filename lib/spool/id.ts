@@ -1,0 +1,142 @@
+/**
+ * Message IDs: ULID-like, 26 characters of Crockford base32 (10 for the
+ * millisecond time, 16 for 80 random bits). They sort lexicographically in
+ * order of receipt, use only `[A-Za-z0-9._-]` (SPEC §3) and never contain
+ * anything the client sent.
+ *
+ * @module
+ */
+
+/** Crockford base32: no I, L, O, U, so an ID is never misread when typed. */
+const ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+/** 48 bits of milliseconds in 10 base32 digits: valid until the year 10889. */
+const TIME_DIGITS = 10;
+/** 80 random bits: two servers sharing a spool collide with probability ~2^-80 per millisecond. */
+const RANDOM_DIGITS = 16;
+const MAX_TIME = 2 ** 48 - 1;
+
+/** SPEC §3: `[A-Za-z0-9._-]`, at most 64 characters. */
+const VALID_ID_REGEXP = /^[A-Za-z0-9._-]{1,64}$/;
+/** The form this spool writes; the first digit is at most 7 because the time has 48 bits. */
+const MESSAGE_ID_REGEXP = /^[0-7][0-9A-HJKMNP-TV-Z]{25}$/;
+
+/**
+ * Whether `id` is acceptable as an ID under SPEC §3 (`[A-Za-z0-9._-]{1,64}`).
+ * Such a string never contains a path separator, so it is safe in a file name.
+ *
+ * @param id The candidate.
+ * @returns True when it only uses the allowed characters and is 1 to 64 long.
+ */
+export function isValidId(id: string): boolean {
+  return VALID_ID_REGEXP.test(id);
+}
+
+/**
+ * Whether `id` has the exact form {@linkcode IdGenerator} produces. The reader,
+ * recovery and purge only consider such names, so unrelated files that happen
+ * to be called `notes.eml` or `config.json` in the spool are never touched.
+ *
+ * @param id The candidate (a file name without its extension).
+ * @returns True for a 26-character Crockford base32 ULID.
+ */
+export function isMessageId(id: string): boolean {
+  return MESSAGE_ID_REGEXP.test(id);
+}
+
+/**
+ * The receipt time encoded in a message ID.
+ *
+ * @param id An ID for which {@linkcode isMessageId} is true.
+ * @returns Milliseconds since the epoch, or NaN for another string.
+ */
+export function idTime(id: string): number {
+  if (!isMessageId(id)) return NaN;
+  let time = 0;
+  for (let i = 0; i < TIME_DIGITS; i++) {
+    time = time * 32 + ALPHABET.indexOf(id.charAt(i));
+  }
+  return time;
+}
+
+/**
+ * Generates monotonic IDs. Within a process every ID is greater than the
+ * previous one even when the clock stands still or goes back: the time is
+ * clamped to the last time used and the random part incremented (the flaw of
+ * a ULID generator that trusts the clock). Randomness comes from
+ * `crypto.getRandomValues`, so separate processes do not collide.
+ *
+ * @example Usage
+ * ```ts
+ * import { IdGenerator, isMessageId } from "./id.ts";
+ * const ids = new IdGenerator();
+ * const a = ids.next();
+ * const b = ids.next();
+ * console.assert(isMessageId(a) && a < b);
+ * ```
+ */
+export class IdGenerator {
+  #lastTime = -1;
+  /** Random part as base32 digit values, most significant first. */
+  #random = new Uint8Array(RANDOM_DIGITS);
+
+  /**
+   * The next ID.
+   *
+   * @param now The current time in ms (default `Date.now()`); tests pass their own.
+   * @returns A 26-character ID greater than every earlier one from this generator.
+   */
+  next(now: number = Date.now()): string {
+    let time = Math.min(Math.max(Math.floor(now), 0), MAX_TIME);
+    if (time > this.#lastTime) {
+      this.#fillRandom();
+    } else {
+      time = this.#lastTime;
+      if (!this.#increment()) {
+        // 2^80 IDs in one millisecond cannot happen; borrowing the next
+        // millisecond keeps the order correct anyway.
+        time = Math.min(time + 1, MAX_TIME);
+        this.#fillRandom();
+      }
+    }
+    this.#lastTime = time;
+    return encodeTime(time) + encodeDigits(this.#random);
+  }
+
+  #fillRandom(): void {
+    crypto.getRandomValues(this.#random);
+    for (let i = 0; i < RANDOM_DIGITS; i++) {
+      this.#random[i] = this.#random[i]! & 31;
+    }
+    // Leave headroom so the increment after a fresh draw never overflows.
+    this.#random[0] = this.#random[0]! & 15;
+  }
+
+  /** Adds one to the random part; false on overflow. */
+  #increment(): boolean {
+    for (let i = RANDOM_DIGITS - 1; i >= 0; i--) {
+      const digit = this.#random[i]!;
+      if (digit < 31) {
+        this.#random[i] = digit + 1;
+        return true;
+      }
+      this.#random[i] = 0;
+    }
+    return false;
+  }
+}
+
+function encodeTime(time: number): string {
+  let out = "";
+  let rest = time;
+  for (let i = 0; i < TIME_DIGITS; i++) {
+    out = ALPHABET.charAt(rest % 32) + out;
+    rest = Math.floor(rest / 32);
+  }
+  return out;
+}
+
+function encodeDigits(digits: Uint8Array): string {
+  let out = "";
+  for (const digit of digits) out += ALPHABET.charAt(digit);
+  return out;
+}

@@ -1,0 +1,307 @@
+/**
+ * Reads a spool (SPEC §3) for `list`, `show`, `wait` and `purge`. Only
+ * `<id>.json` files count: their presence means the message is complete,
+ * and `.tmp/` is never read.
+ *
+ * @module
+ */
+
+import { idTime, isMessageId } from "./id.ts";
+import { type Meta, parseMeta } from "./meta.ts";
+import { absolutePath, joinPath } from "./fsync.ts";
+
+export { isMessageId };
+
+/**
+ * Wait rescans this often even when the watcher is silent: watch events
+ * are missing on NFS and some Windows shares, and before the directory exists.
+ */
+const WAIT_POLL_MS = 250;
+
+/**
+ * Which messages to select; every given field must hold. Matching is by
+ * case-insensitive substring.
+ */
+export interface MessageFilter {
+  /** Matches `mailFrom` or the From header. */
+  from?: string;
+  /** Matches any of `rcptTo` or the To header. */
+  to?: string;
+  /** Matches the Subject header. */
+  subject?: string;
+}
+
+/** Options of {@linkcode SpoolReader.wait}. */
+export interface WaitOptions {
+  filter?: MessageFilter;
+  /** How many matching messages to wait for. */
+  count: number;
+  /** Give up after this many milliseconds. */
+  timeoutMs: number;
+  /** Give up when aborted. */
+  signal?: AbortSignal;
+}
+
+/** Options of {@linkcode SpoolReader.purge}. */
+export interface PurgeOptions {
+  /** Only messages received at least this long before `now`. */
+  olderThanMs?: number;
+  /** Default: the current time. */
+  now?: Date;
+}
+
+/**
+ * Whether a message matches a filter.
+ *
+ * @param meta The message.
+ * @param filter The conditions (all must hold).
+ * @returns True when it matches.
+ */
+export function matchesFilter(meta: Meta, filter: MessageFilter = {}): boolean {
+  const has = (value: unknown, needle: string): boolean =>
+    typeof value === "string" && value.toLowerCase().includes(needle.toLowerCase());
+  if (filter.from !== undefined && !has(meta.mailFrom, filter.from)) {
+    if (!has(meta.headers.from, filter.from)) return false;
+  }
+  if (filter.to !== undefined && !has(meta.headers.to, filter.to)) {
+    if (!meta.rcptTo.some((r) => has(r, filter.to!))) return false;
+  }
+  if (filter.subject !== undefined && !has(meta.headers.subject, filter.subject)) return false;
+  return true;
+}
+
+/**
+ * Reads the messages of one spool directory. Safe to use while servers
+ * write to it and other readers purge it.
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { SpoolReader } from "./reader.ts";
+ * const spool = new SpoolReader("/tmp/mail");
+ * const { matched, timedOut } = await spool.wait({ count: 1, timeoutMs: 30_000, filter: { to: "bob@" } });
+ * for await (const meta of spool.list()) console.log(meta.id, meta.headers.subject);
+ * ```
+ */
+export class SpoolReader {
+  /** The spool directory, absolute. */
+  readonly dir: string;
+
+  /** @param dir The spool directory (it need not exist yet). */
+  constructor(dir: string) {
+    this.dir = absolutePath(dir);
+  }
+
+  /**
+   * IDs of the complete messages, sorted ascending (that is, by receipt).
+   *
+   * @returns The IDs; empty when the directory does not exist.
+   */
+  async ids(): Promise<string[]> {
+    const ids: string[] = [];
+    try {
+      for await (const entry of Deno.readDir(this.dir)) {
+        if (!entry.name.endsWith(".json") || entry.isDirectory) continue;
+        const id = entry.name.slice(0, -".json".length);
+        if (isMessageId(id)) ids.push(id);
+      }
+    } catch (e: unknown) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    }
+    return ids.sort();
+  }
+
+  /**
+   * The metadata of every complete message, in ID order. Reads one `.json`
+   * at a time, so memory stays small for a large spool; a file that
+   * vanishes (a concurrent purge) or does not parse is skipped.
+   *
+   * @param filter Only messages matching it.
+   * @returns The metadata, streamed.
+   */
+  async *list(filter?: MessageFilter): AsyncIterable<Meta> {
+    for (const id of await this.ids()) {
+      const meta = await this.#read(id);
+      if (meta !== null && matchesFilter(meta, filter)) yield meta;
+    }
+  }
+
+  /**
+   * The metadata of one message.
+   *
+   * @param id A message ID, or `latest` for the most recent one.
+   * @returns The metadata, or null when unknown or not a message ID (no path is built from it then).
+   */
+  async meta(id: string): Promise<Meta | null> {
+    if (id === "latest") {
+      const ids = await this.ids();
+      for (let i = ids.length - 1; i >= 0; i--) {
+        const meta = await this.#read(ids[i]!);
+        if (meta !== null) return meta;
+      }
+      return null;
+    }
+    return isMessageId(id) ? await this.#read(id) : null;
+  }
+
+  /**
+   * The absolute path of a message's `.eml`.
+   *
+   * @param id A message ID (see {@linkcode isMessageId}); check it before using the path.
+   * @returns The path.
+   */
+  emlPath(id: string): string {
+    return joinPath(this.dir, `${id}.eml`);
+  }
+
+  /**
+   * The absolute path of a message's `.json`.
+   *
+   * @param id A message ID.
+   * @returns The path.
+   */
+  metaPath(id: string): string {
+    return joinPath(this.dir, `${id}.json`);
+  }
+
+  /**
+   * Waits until at least `count` messages match. Watches the directory and
+   * also rescans every 250 ms (watch events are missing on NFS and some
+   * Windows shares); works when the directory does not exist yet.
+   *
+   * @param options Filter, count, timeout and abort signal.
+   * @returns Every match found, in ID order, and whether it gave up first.
+   */
+  async wait(options: WaitOptions): Promise<{ matched: Meta[]; timedOut: boolean }> {
+    const deadline = Date.now() + Math.max(0, options.timeoutMs);
+    const seen = new Set<string>();
+    const matched: Meta[] = [];
+    const scan = async (): Promise<void> => {
+      let added = false;
+      for (const id of await this.ids()) {
+        if (seen.has(id)) continue;
+        const meta = await this.#read(id);
+        if (meta === null) continue; // vanished: it cannot come back under the same ID
+        seen.add(id);
+        if (matchesFilter(meta, options.filter)) {
+          matched.push(meta);
+          added = true;
+        }
+      }
+      if (added) matched.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    };
+
+    const waker = new Waker();
+    const onAbort = (): void => waker.wake();
+    options.signal?.addEventListener("abort", onAbort);
+    let watcher: Deno.FsWatcher | null = null;
+    let watching: Promise<void> = Promise.resolve();
+    try {
+      while (true) {
+        await scan();
+        if (matched.length >= options.count) return { matched, timedOut: false };
+        const left = deadline - Date.now();
+        if (left <= 0 || options.signal?.aborted) return { matched, timedOut: true };
+        if (watcher === null) {
+          watcher = this.#watch();
+          if (watcher !== null) watching = pump(watcher, waker);
+        }
+        await waker.sleep(Math.min(WAIT_POLL_MS, left));
+      }
+    } finally {
+      options.signal?.removeEventListener("abort", onAbort);
+      waker.wake();
+      watcher?.close();
+      await watching;
+    }
+  }
+
+  /**
+   * Deletes complete messages, each `<id>.json` first (so no reader sees a
+   * message without its `.eml`), then `<id>.eml`. Never touches other
+   * files: not `.tmp/`, not orphans of a server still writing.
+   *
+   * @param options Age limit, measured by the receipt time in the ID.
+   * @returns How many messages were removed.
+   */
+  async purge(options: PurgeOptions = {}): Promise<number> {
+    const now = (options.now ?? new Date()).getTime();
+    let removed = 0;
+    for (const id of await this.ids()) {
+      if (options.olderThanMs !== undefined && !(now - idTime(id) >= options.olderThanMs)) {
+        continue;
+      }
+      try {
+        await Deno.remove(this.metaPath(id));
+      } catch (e: unknown) {
+        if (e instanceof Deno.errors.NotFound) continue; // a concurrent purge got it
+        throw e;
+      }
+      removed++;
+      try {
+        await Deno.remove(this.emlPath(id));
+      } catch (e: unknown) {
+        if (!(e instanceof Deno.errors.NotFound)) throw e;
+      }
+    }
+    return removed;
+  }
+
+  /** The metadata of `id`, or null when it is gone, unreadable or not its own. */
+  async #read(id: string): Promise<Meta | null> {
+    let text: string;
+    try {
+      text = await Deno.readTextFile(this.metaPath(id));
+    } catch (e: unknown) {
+      if (e instanceof Deno.errors.NotFound || e instanceof Deno.errors.IsADirectory) return null;
+      throw e;
+    }
+    const meta = parseMeta(text);
+    return meta !== null && meta.id === id ? meta : null;
+  }
+
+  #watch(): Deno.FsWatcher | null {
+    try {
+      return Deno.watchFs(this.dir, { recursive: false });
+    } catch {
+      // Not there yet, or not watchable: the poll covers it.
+      return null;
+    }
+  }
+}
+
+/** A sleep that ends early on wake(); a wake with no sleeper ends the next sleep at once. */
+class Waker {
+  #pending = false;
+  #resolve: (() => void) | null = null;
+
+  wake(): void {
+    if (this.#resolve !== null) this.#resolve();
+    else this.#pending = true;
+  }
+
+  sleep(ms: number): Promise<void> {
+    if (this.#pending) {
+      this.#pending = false;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.#resolve = null;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.#resolve = done;
+    });
+  }
+}
+
+async function pump(watcher: Deno.FsWatcher, waker: Waker): Promise<void> {
+  try {
+    for await (const event of watcher) {
+      if (event.paths.some((p) => p.endsWith(".json"))) waker.wake();
+    }
+  } catch {
+    // The directory went away: the poll carries on alone.
+  }
+}

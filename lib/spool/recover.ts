@@ -1,0 +1,80 @@
+/**
+ * Start-up recovery (SPEC §3): what a crash or a second signal left behind
+ * is cleared, and nothing else is touched.
+ *
+ * @module
+ */
+
+import { isMessageId } from "./id.ts";
+import { joinPath } from "./fsync.ts";
+
+/** Name of the work-in-progress directory inside the spool. */
+export const TMP_DIR = ".tmp";
+
+/** What {@linkcode recoverSpool} removed, for the start-up log line. */
+export interface RecoveryReport {
+  /** Entries removed from `.tmp/` (messages in flight when the last run ended). */
+  tmpRemoved: number;
+  /** `<id>.eml` files without their `<id>.json`: never acknowledged with a 250. */
+  orphansRemoved: number;
+}
+
+/**
+ * Clears `dir/.tmp/` and removes every `<id>.eml` that has no `<id>.json`.
+ * The `.json` is renamed into place only after the `.eml`, so such an `.eml`
+ * belongs to a message that never got its 250 reply and the client still
+ * holds it. Only names whose stem is a message ID count; every other file is
+ * left alone. A missing directory counts as empty.
+ *
+ * Caveat: a second server sharing the spool that starts while this one
+ * receives loses the messages in flight here, since both use one `.tmp/`.
+ *
+ * @param dir The spool directory.
+ * @returns How many entries were removed.
+ */
+export async function recoverSpool(dir: string): Promise<RecoveryReport> {
+  const report: RecoveryReport = { tmpRemoved: 0, orphansRemoved: 0 };
+  const tmp = joinPath(dir, TMP_DIR);
+  for (const entry of await readDirOrEmpty(tmp)) {
+    if (await removeIfPresent(joinPath(tmp, entry.name), entry.isDirectory)) {
+      report.tmpRemoved++;
+    }
+  }
+
+  const emls: string[] = [];
+  const jsons = new Set<string>();
+  for (const entry of await readDirOrEmpty(dir)) {
+    if (!entry.isFile) continue;
+    const dot = entry.name.lastIndexOf(".");
+    const stem = entry.name.slice(0, dot);
+    if (dot === -1 || !isMessageId(stem)) continue;
+    const ext = entry.name.slice(dot);
+    if (ext === ".eml") emls.push(stem);
+    else if (ext === ".json") jsons.add(stem);
+  }
+  for (const id of emls) {
+    if (jsons.has(id)) continue;
+    if (await removeIfPresent(joinPath(dir, `${id}.eml`), false)) report.orphansRemoved++;
+  }
+  return report;
+}
+
+async function readDirOrEmpty(dir: string): Promise<Deno.DirEntry[]> {
+  const entries: Deno.DirEntry[] = [];
+  try {
+    for await (const entry of Deno.readDir(dir)) entries.push(entry);
+  } catch (e: unknown) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  return entries;
+}
+
+async function removeIfPresent(path: string, recursive: boolean): Promise<boolean> {
+  try {
+    await Deno.remove(path, { recursive });
+    return true;
+  } catch (e: unknown) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
+  }
+}

@@ -1,0 +1,347 @@
+/**
+ * Writes messages into the spool (SPEC §3): the body streams into
+ * `.tmp/<id>.eml`, then commit makes `<id>.eml` and, last, `<id>.json`
+ * appear, fsynced with their directory unless fsync is off.
+ *
+ * @module
+ */
+
+import { createHash, type Hash } from "node:crypto";
+import { IdGenerator } from "./id.ts";
+import { buildMeta, type Meta, type MetaInput } from "./meta.ts";
+import { parseHeaderFields } from "./headers.ts";
+import { recoverSpool, type RecoveryReport, TMP_DIR } from "./recover.ts";
+import { absolutePath, DirSyncer, joinPath, removeQuietly, renameOver } from "./fsync.ts";
+
+/**
+ * Bytes gathered before a write to the file: few syscalls for DATA's many
+ * small chunks. Chunks are copied as they come rather than into a fixed
+ * buffer, so a 1 KiB message costs 1 KiB, not 64 KiB per session.
+ */
+const WRITE_BUFFER_BYTES = 64 * 1024;
+/** Bytes kept for {@linkcode parseHeaderFields}; bounds memory whatever the header size. */
+const HEADER_PREFIX_BYTES = 64 * 1024;
+
+/**
+ * A failure of the spool, which the server answers with a temporary error
+ * (SPEC §4): `"unwritable"` → `451 4.3.0`, `"full"` → `452 4.3.1`.
+ */
+export class SpoolError extends Error {
+  /** Which temporary reply the failure maps to. */
+  readonly kind: "unwritable" | "full";
+
+  /**
+   * @param kind `"full"` for ENOSPC/EDQUOT, `"unwritable"` for anything else.
+   * @param message One line naming the path and the OS reason.
+   * @param options The underlying error as `cause`.
+   */
+  constructor(kind: "unwritable" | "full", message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "SpoolError";
+    this.kind = kind;
+  }
+}
+
+/**
+ * Wraps any error of a spool operation as a {@linkcode SpoolError}: ENOSPC
+ * and EDQUOT (a quota is a full disk to this user) are `"full"`, everything
+ * else (EACCES, EROFS, ENOENT, EIO, …) `"unwritable"`.
+ *
+ * @param e What was thrown.
+ * @param action What was attempted, e.g. `Cannot write to spool "/srv/mail"`.
+ * @returns The error to throw.
+ */
+export function toSpoolError(e: unknown, action: string): SpoolError {
+  if (e instanceof SpoolError) return e;
+  const code = (e as { code?: unknown } | null)?.code;
+  const message = e instanceof Error ? e.message : String(e);
+  const full = code === "ENOSPC" || code === "EDQUOT" || /no space left/i.test(message);
+  const reason = message.split("\n", 1)[0];
+  return new SpoolError(full ? "full" : "unwritable", `${action}: ${reason}`, { cause: e });
+}
+
+/** Options of {@linkcode SpoolWriter.open}. */
+export interface SpoolWriterOptions {
+  /** The spool directory; created (with parents) if missing. */
+  dir: string;
+  /** Whether commit fsyncs data and directory entries (false for `--no-fsync`). */
+  fsync: boolean;
+}
+
+/** One message being received; from {@linkcode SpoolWriter.begin}. */
+export interface MessageSink {
+  /** The message ID, allocated when the message began. */
+  readonly id: string;
+  /** Bytes written so far. */
+  readonly size: number;
+  /**
+   * Appends bytes (buffered), hashing them on the way. `bytes` may be reused
+   * once the promise resolves; await each call before the next.
+   *
+   * @throws {SpoolError} When the file cannot be written.
+   */
+  write(bytes: Uint8Array): Promise<void>;
+  /**
+   * Makes the message durable and visible: flush, fsync, rename to
+   * `<id>.eml`, fsync the directory, write and fsync `.tmp/<id>.json`,
+   * rename to `<id>.json`, fsync the directory. On failure removes what it
+   * wrote.
+   *
+   * @param input What the server recorded about the transaction.
+   * @returns The metadata as stored.
+   * @throws {SpoolError} When the files cannot be written.
+   */
+  commit(input: MetaInput): Promise<Meta>;
+  /** Removes the temporary file. Never throws; may be called more than once. */
+  abort(): Promise<void>;
+}
+
+/**
+ * Creates {@linkcode MessageSink}s in one spool directory.
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { SpoolWriter } from "./writer.ts";
+ * const spool = await SpoolWriter.open({ dir: "/tmp/mail", fsync: true });
+ * const sink = await spool.begin();
+ * await sink.write(new TextEncoder().encode("Subject: hi\r\n\r\nHello\r\n"));
+ * const meta = await sink.commit(input); // input: MetaInput from the session
+ * await spool.close();
+ * ```
+ */
+export class SpoolWriter {
+  /** The spool directory, absolute. */
+  readonly dir: string;
+  /** What start-up recovery removed, for the log. */
+  readonly recovery: RecoveryReport;
+  readonly #tmp: string;
+  readonly #fsync: boolean;
+  readonly #ids = new IdGenerator();
+  readonly #dirSync: DirSyncer;
+  #closed = false;
+
+  private constructor(dir: string, fsync: boolean, recovery: RecoveryReport) {
+    this.dir = dir;
+    this.#tmp = joinPath(dir, TMP_DIR);
+    this.#fsync = fsync;
+    this.#dirSync = new DirSyncer(dir);
+    this.recovery = recovery;
+  }
+
+  /**
+   * Creates the spool and its `.tmp/` if missing, runs start-up recovery
+   * and checks that a file can be created there.
+   *
+   * @param options Directory and fsync mode.
+   * @returns The writer.
+   * @throws {SpoolError} Naming the directory and the OS reason.
+   */
+  static async open(options: SpoolWriterOptions): Promise<SpoolWriter> {
+    const dir = absolutePath(options.dir);
+    const action = `Cannot use spool directory "${dir}"`;
+    let recovery: RecoveryReport;
+    try {
+      await Deno.mkdir(joinPath(dir, TMP_DIR), { recursive: true });
+      recovery = await recoverSpool(dir);
+      // mkdir succeeds on an existing read-only directory: prove a file can be made.
+      const probe = joinPath(joinPath(dir, TMP_DIR), `probe-${crypto.randomUUID()}`);
+      await Deno.writeFile(probe, new Uint8Array(0), { createNew: true });
+      await Deno.remove(probe);
+    } catch (e: unknown) {
+      throw toSpoolError(e, action);
+    }
+    return new SpoolWriter(dir, options.fsync, recovery);
+  }
+
+  /**
+   * Starts a message: allocates its ID and creates `.tmp/<id>.eml`.
+   *
+   * @returns The sink to stream the message into.
+   * @throws {SpoolError} `"full"` on ENOSPC, `"unwritable"` otherwise.
+   */
+  async begin(): Promise<MessageSink> {
+    if (this.#closed) {
+      throw new SpoolError("unwritable", `Cannot write to spool "${this.dir}": writer is closed`);
+    }
+    const id = this.#ids.next();
+    const tmpPath = joinPath(this.#tmp, `${id}.eml`);
+    let file: Deno.FsFile;
+    try {
+      file = await Deno.open(tmpPath, { write: true, createNew: true });
+    } catch (e: unknown) {
+      throw toSpoolError(e, `Cannot write to spool "${this.dir}"`);
+    }
+    return new Sink(id, file, {
+      dir: this.dir,
+      tmp: this.#tmp,
+      fsync: this.#fsync,
+      dirSync: this.#dirSync,
+    });
+  }
+
+  /** Stops accepting new messages and waits for directory fsyncs in flight. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    await this.#dirSync.idle();
+  }
+}
+
+interface SinkContext {
+  dir: string;
+  tmp: string;
+  fsync: boolean;
+  dirSync: DirSyncer;
+}
+
+class Sink implements MessageSink {
+  readonly id: string;
+  #size = 0;
+  #file: Deno.FsFile | null;
+  readonly #ctx: SinkContext;
+  readonly #hash: Hash = createHash("sha256");
+  #pending: Uint8Array[] = [];
+  #pendingLength = 0;
+  readonly #prefix: Uint8Array[] = [];
+  #prefixLength = 0;
+  #state: "open" | "committing" | "done" = "open";
+
+  constructor(id: string, file: Deno.FsFile, ctx: SinkContext) {
+    this.id = id;
+    this.#file = file;
+    this.#ctx = ctx;
+  }
+
+  get size(): number {
+    return this.#size;
+  }
+
+  async write(bytes: Uint8Array): Promise<void> {
+    if (this.#state !== "open" || this.#file === null) {
+      throw new SpoolError("unwritable", `Cannot write message ${this.id}: it is ${this.#state}`);
+    }
+    if (bytes.length === 0) return;
+    this.#hash.update(bytes);
+    this.#size += bytes.length;
+    if (this.#prefixLength < HEADER_PREFIX_BYTES) {
+      const take = Math.min(bytes.length, HEADER_PREFIX_BYTES - this.#prefixLength);
+      this.#prefix.push(bytes.slice(0, take));
+      this.#prefixLength += take;
+    }
+    try {
+      if (this.#pendingLength === 0 && bytes.length >= WRITE_BUFFER_BYTES) {
+        await writeAll(this.#file, bytes); // big enough alone: no copy
+        return;
+      }
+      this.#pending.push(bytes.slice());
+      this.#pendingLength += bytes.length;
+      if (this.#pendingLength >= WRITE_BUFFER_BYTES) await this.#flush();
+    } catch (e: unknown) {
+      throw toSpoolError(e, `Cannot write to spool "${this.#ctx.dir}"`);
+    }
+  }
+
+  async commit(input: MetaInput): Promise<Meta> {
+    if (this.#state !== "open" || this.#file === null) {
+      throw new SpoolError("unwritable", `Cannot commit message ${this.id}: it is ${this.#state}`);
+    }
+    this.#state = "committing";
+    const { dir, tmp, fsync, dirSync } = this.#ctx;
+    const tmpEml = joinPath(tmp, `${this.id}.eml`);
+    const tmpJson = joinPath(tmp, `${this.id}.json`);
+    const eml = joinPath(dir, `${this.id}.eml`);
+    const json = joinPath(dir, `${this.id}.json`);
+    const file = this.#file;
+    try {
+      await this.#flush();
+      const meta = buildMeta(input, {
+        id: this.id,
+        receivedAt: new Date().toISOString(),
+        size: this.#size,
+        sha256: this.#hash.digest("hex"),
+        headers: parseHeaderFields(concat(this.#prefix)),
+      });
+      const text = new TextEncoder().encode(JSON.stringify(meta, null, 2) + "\n");
+      // Both data fsyncs run at once (the file system batches them into one
+      // journal commit); the .json stays in .tmp/, which nobody reads, until
+      // the .eml is durable under its final name. allSettled: the cleanup
+      // below must not race a branch that is still writing.
+      const results = await Promise.allSettled([
+        (async () => {
+          if (fsync) await file.syncData();
+          this.#closeFile();
+          await renameOver(tmpEml, eml);
+          if (fsync) await dirSync.sync();
+        })(),
+        writeFileSynced(tmpJson, text, fsync),
+      ]);
+      for (const result of results) {
+        if (result.status === "rejected") throw result.reason;
+      }
+      await renameOver(tmpJson, json);
+      if (fsync) await dirSync.sync();
+      this.#state = "done";
+      return meta;
+    } catch (e: unknown) {
+      this.#state = "done";
+      this.#closeFile();
+      // The .json goes first: without it the .eml is an invisible orphan.
+      await removeQuietly(json);
+      await Promise.all([removeQuietly(tmpJson), removeQuietly(eml), removeQuietly(tmpEml)]);
+      throw toSpoolError(e, `Cannot write to spool "${dir}"`);
+    }
+  }
+
+  async abort(): Promise<void> {
+    if (this.#state !== "open") return;
+    this.#state = "done";
+    this.#closeFile();
+    await removeQuietly(joinPath(this.#ctx.tmp, `${this.id}.eml`));
+  }
+
+  async #flush(): Promise<void> {
+    if (this.#pendingLength === 0 || this.#file === null) return;
+    const bytes = concat(this.#pending);
+    this.#pending = [];
+    this.#pendingLength = 0;
+    await writeAll(this.#file, bytes);
+  }
+
+  #closeFile(): void {
+    try {
+      this.#file?.close();
+    } catch {
+      // Closing can only fail when it is already closed.
+    }
+    this.#file = null;
+  }
+}
+
+async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
+  let offset = 0;
+  while (offset < bytes.length) {
+    offset += await file.write(bytes.subarray(offset));
+  }
+}
+
+function concat(chunks: Uint8Array[]): Uint8Array {
+  if (chunks.length === 1) return chunks[0]!;
+  let length = 0;
+  for (const chunk of chunks) length += chunk.length;
+  const out = new Uint8Array(length);
+  let offset = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return out;
+}
+
+async function writeFileSynced(path: string, bytes: Uint8Array, fsync: boolean): Promise<void> {
+  const file = await Deno.open(path, { write: true, createNew: true });
+  try {
+    await writeAll(file, bytes);
+    if (fsync) await file.syncData();
+  } finally {
+    file.close();
+  }
+}

@@ -1,0 +1,79 @@
+import assert from "node:assert/strict";
+import { IdGenerator, idTime, isMessageId, isValidId } from "../../../lib/spool/id.ts";
+
+Deno.test("IdGenerator makes 10,000 unique, sorted, valid IDs in a tight loop", () => {
+  const ids = new IdGenerator();
+  const out: string[] = [];
+  for (let i = 0; i < 10_000; i++) out.push(ids.next());
+  assert.equal(new Set(out).size, out.length);
+  assert.deepEqual([...out].sort(), out);
+  for (const id of out) {
+    assert.ok(isMessageId(id), id);
+    assert.ok(isValidId(id), id);
+    assert.equal(id.length, 26);
+  }
+});
+
+Deno.test("IdGenerator: two generators interleaved never collide", () => {
+  const a = new IdGenerator();
+  const b = new IdGenerator();
+  const all = new Set<string>();
+  const now = Date.now();
+  for (let i = 0; i < 5_000; i++) {
+    all.add(a.next(now));
+    all.add(b.next(now));
+  }
+  assert.equal(all.size, 10_000);
+});
+
+Deno.test("IdGenerator is monotonic when the clock stands still or goes back", () => {
+  const ids = new IdGenerator();
+  const first = ids.next(1_700_000_000_000);
+  const same = ids.next(1_700_000_000_000);
+  const back = ids.next(1_600_000_000_000);
+  const later = ids.next(1_700_000_000_001);
+  assert.ok(first < same && same < back && back < later);
+  assert.equal(idTime(back), 1_700_000_000_000, "clamped to the last time used");
+  assert.equal(idTime(later), 1_700_000_000_001);
+});
+
+Deno.test("IdGenerator orders IDs by time across generators", () => {
+  const early = new IdGenerator().next(1_000);
+  const late = new IdGenerator().next(1_001);
+  assert.ok(early < late);
+  assert.equal(idTime(early), 1_000);
+});
+
+Deno.test("IdGenerator stays ordered over 100,000 IDs in one millisecond (carries)", () => {
+  const ids = new IdGenerator();
+  let previous = ids.next(5);
+  for (let i = 0; i < 100_000; i++) {
+    const next = ids.next(5);
+    assert.ok(previous < next);
+    previous = next;
+  }
+});
+
+Deno.test("isValidId accepts SPEC §3 IDs and rejects paths", () => {
+  for (const ok of ["a", "01J9ZX", "a.b-c_d", "x".repeat(64)]) assert.ok(isValidId(ok), ok);
+  for (const bad of ["", "x".repeat(65), "../etc", "a/b", "a\\b", "a:b", "a b", "é"]) {
+    assert.ok(!isValidId(bad), bad);
+  }
+});
+
+Deno.test("isMessageId accepts only the generated form", () => {
+  assert.ok(isMessageId("01ARZ3NDEKTSV4RRFFQ69G5FAV"));
+  for (
+    const bad of [
+      "latest",
+      "notes",
+      "01arz3ndektsv4rrffq69g5fav",
+      "01ARZ3NDEKTSV4RRFFQ69G5FA",
+      "81ARZ3NDEKTSV4RRFFQ69G5FAV",
+      "01ARZ3NDEKTSV4RRFFQ69G5FAI",
+    ]
+  ) {
+    assert.ok(!isMessageId(bad), bad);
+  }
+  assert.ok(Number.isNaN(idTime("latest")));
+});

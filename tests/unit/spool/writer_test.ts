@@ -1,0 +1,229 @@
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { SpoolError, SpoolWriter, toSpoolError } from "../../../lib/spool/writer.ts";
+import type { MetaInput } from "../../../lib/spool/meta.ts";
+import { isMessageId } from "../../../lib/spool/id.ts";
+
+const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
+
+function input(overrides: Partial<MetaInput> = {}): MetaInput {
+  return {
+    mailFrom: "alice@example.com",
+    rcptTo: ["bob@example.com"],
+    mailParams: { BODY: "8BITMIME" },
+    rcptParams: [{}],
+    helo: "client.example",
+    protocol: "ESMTP",
+    client: { address: "127.0.0.1", port: 50412 },
+    server: { address: "127.0.0.1", port: 1025 },
+    tls: null,
+    auth: null,
+    ...overrides,
+  };
+}
+
+async function names(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for await (const e of Deno.readDir(dir)) out.push(e.name);
+  return out.sort();
+}
+
+for (const fsync of [true, false]) {
+  Deno.test(`SpoolWriter commit stores .eml and .json (fsync ${fsync})`, async () => {
+    const dir = await Deno.makeTempDir();
+    try {
+      const spool = await SpoolWriter.open({ dir, fsync });
+      const message = "Subject: =?utf-8?Q?h=C3=A9llo?=\r\nFrom: a@b\r\n\r\nbody\r\n.. dot\r\n";
+      const sink = await spool.begin();
+      assert.ok(isMessageId(sink.id));
+      const reused = enc(message);
+      await sink.write(reused.subarray(0, 10));
+      reused.fill(0, 0, 10); // the caller may reuse its buffer once write resolves
+      await sink.write(enc(message).subarray(10));
+      assert.equal(sink.size, reused.length);
+      const meta = await sink.commit(input());
+
+      const eml = await Deno.readFile(`${dir}/${sink.id}.eml`);
+      assert.equal(new TextDecoder().decode(eml), message);
+      const stored = JSON.parse(await Deno.readTextFile(`${dir}/${sink.id}.json`));
+      assert.deepEqual(stored, meta);
+      assert.equal(meta.id, sink.id);
+      assert.equal(meta.size, eml.length);
+      assert.equal(meta.sha256, createHash("sha256").update(eml).digest("hex"));
+      assert.deepEqual(meta.headers, { subject: "héllo", from: "a@b" });
+      assert.match(meta.receivedAt, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+      assert.equal(meta.mailFrom, "alice@example.com");
+      assert.deepEqual(await names(dir), [".tmp", `${sink.id}.eml`, `${sink.id}.json`]);
+      assert.deepEqual(await names(`${dir}/.tmp`), []);
+      await spool.close();
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+}
+
+Deno.test("SpoolWriter stores large and empty messages byte for byte", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const spool = await SpoolWriter.open({ dir, fsync: false });
+    const big = new Uint8Array(300_000);
+    for (let i = 0; i < big.length; i++) big[i] = (i * 7) & 0xff;
+    const sink = await spool.begin();
+    // Chunks below, at and above the 64 KiB buffer.
+    const cuts = [[0, 70_000], [70_000, 70_100], [70_100, 200_000], [200_000, 200_001], [
+      200_001,
+      300_000,
+    ]];
+    for (const [from, to] of cuts) {
+      await sink.write(big.subarray(from!, to!));
+    }
+    const meta = await sink.commit(input());
+    assert.deepEqual(await Deno.readFile(`${dir}/${meta.id}.eml`), big);
+    assert.equal(meta.sha256, createHash("sha256").update(big).digest("hex"));
+
+    const empty = await spool.begin();
+    const emptyMeta = await empty.commit(input({ mailFrom: "" }));
+    assert.equal((await Deno.stat(`${dir}/${emptyMeta.id}.eml`)).size, 0);
+    assert.equal(emptyMeta.size, 0);
+    assert.equal(
+      emptyMeta.sha256,
+      "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+    );
+    assert.deepEqual(emptyMeta.headers, {});
+    assert.ok(meta.id < emptyMeta.id);
+    await spool.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("SpoolWriter: abort leaves nothing and is idempotent", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const spool = await SpoolWriter.open({ dir, fsync: true });
+    const sink = await spool.begin();
+    await sink.write(enc("Subject: x\r\n\r\n"));
+    await sink.abort();
+    await sink.abort();
+    assert.deepEqual(await names(dir), [".tmp"]);
+    assert.deepEqual(await names(`${dir}/.tmp`), []);
+    await assert.rejects(sink.write(enc("x")), SpoolError);
+    await assert.rejects(sink.commit(input()), SpoolError);
+    await spool.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("SpoolWriter: abort after commit does not remove the message", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const spool = await SpoolWriter.open({ dir, fsync: false });
+    const sink = await spool.begin();
+    const meta = await sink.commit(input());
+    await sink.abort();
+    assert.deepEqual(await names(dir), [".tmp", `${meta.id}.eml`, `${meta.id}.json`]);
+    await spool.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("SpoolWriter: many concurrent commits with fsync all land (group commit)", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const spool = await SpoolWriter.open({ dir, fsync: true });
+    const metas = await Promise.all(
+      Array.from({ length: 40 }, async (_, i) => {
+        const sink = await spool.begin();
+        await sink.write(enc(`Subject: ${i}\r\n\r\n`));
+        return await sink.commit(input());
+      }),
+    );
+    assert.equal(new Set(metas.map((m) => m.id)).size, 40);
+    assert.equal((await names(dir)).length, 81);
+    await spool.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("SpoolWriter.open creates the spool with parents and makes dir absolute", async () => {
+  const base = await Deno.makeTempDir();
+  const cwd = Deno.cwd();
+  try {
+    Deno.chdir(base);
+    const spool = await SpoolWriter.open({ dir: "a/b/", fsync: false });
+    assert.equal(spool.dir, `${Deno.cwd()}/a/b`);
+    assert.ok((await Deno.stat(`${base}/a/b/.tmp`)).isDirectory);
+    await spool.close();
+    await assert.rejects(spool.begin(), SpoolError);
+  } finally {
+    Deno.chdir(cwd);
+    await Deno.remove(base, { recursive: true });
+  }
+});
+
+Deno.test("SpoolWriter.open fails with a one-line unwritable SpoolError", async () => {
+  const base = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${base}/file`, "");
+    const error = await SpoolWriter.open({ dir: `${base}/file/spool`, fsync: true }).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    assert.ok(error instanceof SpoolError);
+    assert.equal(error.kind, "unwritable");
+    assert.ok(error.message.includes(`"${base}/file/spool"`), error.message);
+    assert.ok(!error.message.includes("\n"));
+  } finally {
+    await Deno.remove(base, { recursive: true });
+  }
+});
+
+Deno.test("SpoolWriter: a spool removed underneath fails begin and commit with SpoolError", async () => {
+  const dir = await Deno.makeTempDir();
+  const spool = await SpoolWriter.open({ dir, fsync: true });
+  const sink = await spool.begin();
+  await sink.write(enc("x"));
+  await Deno.remove(dir, { recursive: true });
+  await assert.rejects(sink.commit(input()), (e: unknown) => {
+    assert.ok(e instanceof SpoolError);
+    assert.equal(e.kind, "unwritable");
+    return true;
+  });
+  await assert.rejects(spool.begin(), SpoolError);
+  await sink.abort();
+  await spool.close();
+});
+
+Deno.test("SpoolWriter: a failed commit removes the .eml it had renamed", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const spool = await SpoolWriter.open({ dir, fsync: true });
+    const sink = await spool.begin();
+    await sink.write(enc("Subject: x\r\n\r\n"));
+    // A directory where the .json must go makes the last rename fail.
+    await Deno.mkdir(`${dir}/${sink.id}.json/sub`, { recursive: true });
+    await assert.rejects(sink.commit(input()), SpoolError);
+    assert.deepEqual(await names(dir), [".tmp", `${sink.id}.json`]);
+    assert.deepEqual(await names(`${dir}/.tmp`), []);
+    await spool.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("toSpoolError maps ENOSPC to full and other errors to unwritable", async () => {
+  if (Deno.build.os === "linux") {
+    // /dev/full fails every write with ENOSPC: the real error object, not a mock.
+    const real = await Deno.writeFile("/dev/full", new Uint8Array(1)).then(() => null, (e) => e);
+    assert.equal(toSpoolError(real, "Cannot write").kind, "full");
+  }
+  assert.equal(toSpoolError(Object.assign(new Error("x"), { code: "ENOSPC" }), "a").kind, "full");
+  assert.equal(toSpoolError(Object.assign(new Error("x"), { code: "EDQUOT" }), "a").kind, "full");
+  const denied = toSpoolError(new Deno.errors.PermissionDenied("Permission denied\nmore"), "Do");
+  assert.equal(denied.kind, "unwritable");
+  assert.equal(denied.message, "Do: Permission denied");
+  assert.equal(toSpoolError("odd", "Do").kind, "unwritable");
+});
