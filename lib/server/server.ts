@@ -359,6 +359,14 @@ export async function serve(options: ServeOptions = {}): Promise<ServerHandle> {
     if (e instanceof SpoolError) throw new StartupError(e.message);
     throw e;
   }
+  const { recovery } = spool;
+  if (recovery.skipped) {
+    logger.info("spool shared with a running server: start-up clean-up left to it", {
+      spool: spool.dir,
+    });
+  } else if (recovery.tmpRemoved + recovery.orphansRemoved > 0) {
+    logger.info("spool recovered", { ...recovery, spool: spool.dir });
+  }
   if (s.tls) {
     const dir = join(spoolDir, ".tls");
     await Deno.mkdir(dir, { recursive: true });

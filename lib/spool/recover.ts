@@ -10,6 +10,8 @@ import { joinPath } from "./fsync.ts";
 
 /** Name of the work-in-progress directory inside the spool. */
 export const TMP_DIR = ".tmp";
+/** Lock file inside `.tmp/`: every running server holds it shared (see `SpoolWriter.open`). */
+export const LOCK_FILE = ".lock";
 
 /** What {@linkcode recoverSpool} removed, for the start-up log line. */
 export interface RecoveryReport {
@@ -17,6 +19,8 @@ export interface RecoveryReport {
   tmpRemoved: number;
   /** `<id>.eml` files without their `<id>.json`: never acknowledged with a 250. */
   orphansRemoved: number;
+  /** Recovery did not run: another live server uses this spool (its work is in flight). */
+  skipped: boolean;
 }
 
 /**
@@ -26,16 +30,17 @@ export interface RecoveryReport {
  * holds it. Only names whose stem is a message ID count; every other file is
  * left alone. A missing directory counts as empty.
  *
- * Caveat: a second server sharing the spool that starts while this one
- * receives loses the messages in flight here, since both use one `.tmp/`.
+ * Run it only when no other server uses the spool (the caller holds the
+ * exclusive lock), or it would delete that server's messages in flight.
  *
  * @param dir The spool directory.
  * @returns How many entries were removed.
  */
 export async function recoverSpool(dir: string): Promise<RecoveryReport> {
-  const report: RecoveryReport = { tmpRemoved: 0, orphansRemoved: 0 };
+  const report: RecoveryReport = { tmpRemoved: 0, orphansRemoved: 0, skipped: false };
   const tmp = joinPath(dir, TMP_DIR);
   for (const entry of await readDirOrEmpty(tmp)) {
+    if (entry.name === LOCK_FILE) continue;
     if (await removeIfPresent(joinPath(tmp, entry.name), entry.isDirectory)) {
       report.tmpRemoved++;
     }

@@ -10,7 +10,7 @@ import { createHash, type Hash } from "node:crypto";
 import { IdGenerator } from "./id.ts";
 import { buildMeta, type Meta, type MetaInput } from "./meta.ts";
 import { parseHeaderFields } from "./headers.ts";
-import { recoverSpool, type RecoveryReport, TMP_DIR } from "./recover.ts";
+import { LOCK_FILE, recoverSpool, type RecoveryReport, TMP_DIR } from "./recover.ts";
 import { absolutePath, DirSyncer, joinPath, removeQuietly, renameOver } from "./fsync.ts";
 
 /**
@@ -120,7 +120,10 @@ export class SpoolWriter {
   readonly #dirSync: DirSyncer;
   #closed = false;
 
-  private constructor(dir: string, fsync: boolean, recovery: RecoveryReport) {
+  readonly #lock: Deno.FsFile;
+
+  private constructor(dir: string, fsync: boolean, recovery: RecoveryReport, lock: Deno.FsFile) {
+    this.#lock = lock;
     this.dir = dir;
     this.#tmp = joinPath(dir, TMP_DIR);
     this.#fsync = fsync;
@@ -140,17 +143,33 @@ export class SpoolWriter {
     const dir = absolutePath(options.dir);
     const action = `Cannot use spool directory "${dir}"`;
     let recovery: RecoveryReport;
+    let lock: Deno.FsFile | undefined;
     try {
       await Deno.mkdir(joinPath(dir, TMP_DIR), { recursive: true });
-      recovery = await recoverSpool(dir);
+      // Several servers may share a spool (SPEC §3). Each holds the lock
+      // shared while it runs; recovery needs it exclusive, so a server that
+      // starts beside a live one never deletes that one's messages in flight.
+      lock = await Deno.open(joinPath(joinPath(dir, TMP_DIR), LOCK_FILE), {
+        read: true,
+        write: true,
+        create: true,
+      });
+      if (await lock.tryLock(true)) {
+        recovery = await recoverSpool(dir);
+        await lock.unlock();
+      } else {
+        recovery = { tmpRemoved: 0, orphansRemoved: 0, skipped: true };
+      }
+      await lock.lock(false);
       // mkdir succeeds on an existing read-only directory: prove a file can be made.
       const probe = joinPath(joinPath(dir, TMP_DIR), `probe-${crypto.randomUUID()}`);
       await Deno.writeFile(probe, new Uint8Array(0), { createNew: true });
       await Deno.remove(probe);
     } catch (e: unknown) {
+      lock?.close();
       throw toSpoolError(e, action);
     }
-    return new SpoolWriter(dir, options.fsync, recovery);
+    return new SpoolWriter(dir, options.fsync, recovery, lock);
   }
 
   /**
@@ -181,8 +200,10 @@ export class SpoolWriter {
 
   /** Stops accepting new messages and waits for directory fsyncs in flight. */
   async close(): Promise<void> {
+    if (this.#closed) return;
     this.#closed = true;
     await this.#dirSync.idle();
+    this.#lock.close();
   }
 }
 

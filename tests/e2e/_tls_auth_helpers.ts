@@ -9,7 +9,7 @@
  */
 
 import { findOnPath, type ToolName, toolPath, type ToolResult } from "../helpers/clients.ts";
-import { type ServerProc, startServer, type StartOptions } from "../helpers/launcher.ts";
+import { type ServerProc, type StartOptions, startServer } from "../helpers/launcher.ts";
 import { type ReplyRead, visible } from "../helpers/raw_client.ts";
 
 /** `--hostname` of every TLS server here; the self-signed certificate names it (and 127.0.0.1). */

@@ -15,9 +15,9 @@ import {
   runCli,
   runPermissions,
   type ServerProc,
-  type StoredMessage,
   sha256Hex,
   startServer,
+  type StoredMessage,
 } from "../helpers/launcher.ts";
 import { queuedId, stuff, transaction } from "../helpers/raw_client.ts";
 import { findOnPath } from "../helpers/clients.ts";
@@ -255,9 +255,11 @@ Deno.test("e2e: wait counts messages from two servers writing one spool at once"
     const waiter = spawnCli(["wait", "--spool", spool, "--count", "6", "--to", "bob@"]);
     await watching(waiter.pid);
     const msg = (n: number) => `Subject: shared ${n}\r\n\r\nbody ${n}\r\n`;
-    const ids = await Promise.all([0, 1, 2, 3, 4, 5].map((n) =>
-      deliver(n % 2 ? a : b, "s@example.com", ["bob@example.com"], msg(n))
-    ));
+    const ids = await Promise.all(
+      [0, 1, 2, 3, 4, 5].map((n) =>
+        deliver(n % 2 ? a : b, "s@example.com", ["bob@example.com"], msg(n))
+      ),
+    );
     const r = await waiter.done;
     assert.equal(r.code, 0, r.stderr);
     const printed = lines(dec.decode(r.stdout));
@@ -389,21 +391,25 @@ Deno.test("e2e: send --starttls --ca SPOOL/.tls/cert.pem --auth against --tls-se
       `${dir}/users.txt`,
     ]);
     const ca = `${server.spool}/.tls/cert.pem`;
-    const r = await spawnCli([
-      "send",
-      "--server",
-      `127.0.0.1:${server.port}`,
-      "--starttls",
-      "--ca",
-      ca,
-      "--auth",
-      "app:s3cret",
-      "--from",
-      "app@example.com",
-      "--to",
-      "bob@example.com",
-      "-",
-    ], 60_000, enc.encode(SEND_MESSAGE)).done;
+    const r = await spawnCli(
+      [
+        "send",
+        "--server",
+        `127.0.0.1:${server.port}`,
+        "--starttls",
+        "--ca",
+        ca,
+        "--auth",
+        "app:s3cret",
+        "--from",
+        "app@example.com",
+        "--to",
+        "bob@example.com",
+        "-",
+      ],
+      60_000,
+      enc.encode(SEND_MESSAGE),
+    ).done;
     assert.equal(r.code, 0, r.stderr);
     assert.match(dec.decode(r.stdout), /^250 2\.0\.0 /);
     const [msg] = await readSpool(server.spool);
@@ -468,7 +474,9 @@ function freePort(): number {
 
 const SMTP_SINK = findOnPath("smtp-sink");
 if (!SMTP_SINK) {
-  Deno.stderr.writeSync(enc.encode('skip "send to smtp-sink": /usr/sbin/smtp-sink not installed\n'));
+  Deno.stderr.writeSync(
+    enc.encode('skip "send to smtp-sink": /usr/sbin/smtp-sink not installed\n'),
+  );
 }
 
 Deno.test({

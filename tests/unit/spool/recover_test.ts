@@ -5,7 +5,8 @@ import { IdGenerator } from "../../../lib/spool/id.ts";
 
 async function names(dir: string): Promise<string[]> {
   const out: string[] = [];
-  for await (const e of Deno.readDir(dir)) out.push(e.name);
+  // `.tmp/.lock` is the running writer's spool lock, not a message.
+  for await (const e of Deno.readDir(dir)) if (e.name !== ".lock") out.push(e.name);
   return out.sort();
 }
 
@@ -24,7 +25,7 @@ Deno.test("recoverSpool removes .tmp contents and orphan .eml, keeps complete me
     await Deno.writeTextFile(`${dir}/${complete}.json`, "{}");
 
     const report = await recoverSpool(dir);
-    assert.deepEqual(report, { tmpRemoved: 3, orphansRemoved: 1 });
+    assert.deepEqual(report, { tmpRemoved: 3, orphansRemoved: 1, skipped: false });
     assert.deepEqual(await names(dir), [".tmp", `${complete}.eml`, `${complete}.json`]);
     assert.deepEqual(await names(`${dir}/.tmp`), []);
   } finally {
@@ -46,7 +47,7 @@ Deno.test("recoverSpool never touches files that are not <id>.eml/<id>.json", as
     for (const name of others) await Deno.writeTextFile(`${dir}/${name}`, "mine");
     await Deno.mkdir(`${dir}/01ARZ3NDEKTSV4RRFFQ69G5FAW.eml`);
     const report = await recoverSpool(dir);
-    assert.deepEqual(report, { tmpRemoved: 0, orphansRemoved: 0 });
+    assert.deepEqual(report, { tmpRemoved: 0, orphansRemoved: 0, skipped: false });
     assert.deepEqual(await names(dir), [...others, "01ARZ3NDEKTSV4RRFFQ69G5FAW.eml"].sort());
   } finally {
     await Deno.remove(dir, { recursive: true });
@@ -56,7 +57,11 @@ Deno.test("recoverSpool never touches files that are not <id>.eml/<id>.json", as
 Deno.test("recoverSpool treats a missing spool as empty", async () => {
   const dir = await Deno.makeTempDir();
   try {
-    assert.deepEqual(await recoverSpool(`${dir}/none`), { tmpRemoved: 0, orphansRemoved: 0 });
+    assert.deepEqual(await recoverSpool(`${dir}/none`), {
+      tmpRemoved: 0,
+      orphansRemoved: 0,
+      skipped: false,
+    });
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -85,11 +90,16 @@ Deno.test("SpoolWriter.open recovers a simulated crash and reports it", async ()
     const orphanId = new IdGenerator().next();
     await Deno.writeTextFile(`${dir}/${orphanId}.eml`, "renamed but no json");
 
+    // While the first server lives, a second one must not touch its work in flight.
+    const beside = await SpoolWriter.open({ dir, fsync: false });
+    assert.deepEqual(beside.recovery, { tmpRemoved: 0, orphansRemoved: 0, skipped: true });
+    await beside.close();
+    await first.close(); // releases the lock as the death of the process would
+
     const second = await SpoolWriter.open({ dir, fsync: false });
-    assert.deepEqual(second.recovery, { tmpRemoved: 1, orphansRemoved: 1 });
+    assert.deepEqual(second.recovery, { tmpRemoved: 1, orphansRemoved: 1, skipped: false });
     assert.deepEqual(await names(dir), [".tmp", `${meta.id}.eml`, `${meta.id}.json`]);
     await lost.abort();
-    await first.close();
     await second.close();
   } finally {
     await Deno.remove(dir, { recursive: true });

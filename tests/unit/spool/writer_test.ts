@@ -24,7 +24,8 @@ function input(overrides: Partial<MetaInput> = {}): MetaInput {
 
 async function names(dir: string): Promise<string[]> {
   const out: string[] = [];
-  for await (const e of Deno.readDir(dir)) out.push(e.name);
+  // `.tmp/.lock` is the running writer's spool lock, not a message.
+  for await (const e of Deno.readDir(dir)) if (e.name !== ".lock") out.push(e.name);
   return out.sort();
 }
 
