@@ -144,24 +144,27 @@ export class SessionHandler implements ConnectionHandler {
     return ok ? null : REPLY_AUTH_FAILED;
   }
 
-  async messageStart(_via: "DATA" | "BDAT"): Promise<Decision> {
+  messageStart(_via: "DATA" | "BDAT"): Decision {
     this.#sinkError = null;
     this.#messageStarted = Date.now();
     try {
-      this.#sink = await this.#ctx.spool.begin();
+      this.#sink = this.#ctx.spool.begin();
       return null;
     } catch (e: unknown) {
       return this.#spoolFailure(e);
     }
   }
 
-  messageData(bytes: Uint8Array): Promise<void> | void {
+  messageData(bytes: Uint8Array): void {
     const sink = this.#sink;
     if (!sink || this.#sinkError) return;
-    return sink.write(bytes).catch((e: unknown) => {
+    try {
+      sink.write(bytes);
+    } catch (e: unknown) {
       // Keep consuming the body; the failure is answered at its end (SPEC §4: 451/452).
       this.#sinkError = e instanceof SpoolError ? e : new SpoolError("unwritable", String(e));
-    });
+      sink.abort();
+    }
   }
 
   async messageEnd(envelope: Envelope, size: number): Promise<MessageOutcome | "disconnect"> {
@@ -171,11 +174,11 @@ export class SessionHandler implements ConnectionHandler {
     // The `data` stage's argument is the sender, so `data~^bounce@` can target one flow.
     const fault = await this.#fault("data", envelope.mailFrom);
     if (fault !== undefined) {
-      await sink.abort();
+      sink.abort();
       return fault === "disconnect" ? fault : { reply: fault };
     }
     if (this.#sinkError) {
-      await sink.abort();
+      sink.abort();
       return { reply: this.#spoolFailure(this.#sinkError) };
     }
     return await this.#commit(sink, envelope, size);
@@ -186,7 +189,7 @@ export class SessionHandler implements ConnectionHandler {
     try {
       meta = await sink.commit(this.#metaInput(envelope));
     } catch (e: unknown) {
-      await sink.abort();
+      sink.abort();
       return { reply: this.#spoolFailure(e) };
     }
     const emlPath = this.#ctx.emlPath(meta.id);
@@ -256,10 +259,10 @@ export class SessionHandler implements ConnectionHandler {
     return full ? REPLY_DISK_FULL : REPLY_SPOOL_UNWRITABLE;
   }
 
-  async messageAbort(_reason: string): Promise<void> {
+  messageAbort(_reason: string): void {
     const sink = this.#sink;
     this.#sink = null;
-    await sink?.abort();
+    sink?.abort();
   }
 
   secured(params: TlsParams): void {
@@ -289,7 +292,7 @@ export class SessionHandler implements ConnectionHandler {
   closed(reason: string): void {
     const sink = this.#sink;
     this.#sink = null;
-    void sink?.abort();
+    sink?.abort();
     this.#ctx.logger.info("connection closed", {
       conn: this.#conn,
       client: this.#info.client.address,

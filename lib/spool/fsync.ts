@@ -41,16 +41,16 @@ export function joinPath(dir: string, name: string): string {
  * @param from The existing path.
  * @param to The new path.
  */
-export async function renameOver(from: string, to: string): Promise<void> {
+export function renameOver(from: string, to: string): void {
   try {
-    await Deno.rename(from, to);
+    Deno.renameSync(from, to);
   } catch (e: unknown) {
     if (!IS_WINDOWS) throw e;
     if (!(e instanceof Deno.errors.AlreadyExists || e instanceof Deno.errors.PermissionDenied)) {
       throw e;
     }
-    await Deno.remove(to).catch(() => {});
-    await Deno.rename(from, to);
+    removeQuietly(to);
+    Deno.renameSync(from, to);
   }
 }
 
@@ -59,9 +59,9 @@ export async function renameOver(from: string, to: string): Promise<void> {
  *
  * @param path The file.
  */
-export async function removeQuietly(path: string): Promise<void> {
+export function removeQuietly(path: string): void {
   try {
-    await Deno.remove(path);
+    Deno.removeSync(path);
   } catch {
     // Already gone, or nothing more can be done: best effort by design.
   }

@@ -108,7 +108,7 @@ Deno.test("SpoolWriter: abort leaves nothing and is idempotent", async () => {
     await sink.abort();
     assert.deepEqual(await names(dir), [".tmp"]);
     assert.deepEqual(await names(`${dir}/.tmp`), []);
-    await assert.rejects(sink.write(enc("x")), SpoolError);
+    assert.throws(() => sink.write(enc("x")), SpoolError);
     await assert.rejects(sink.commit(input()), SpoolError);
     await spool.close();
   } finally {
@@ -158,7 +158,7 @@ Deno.test("SpoolWriter.open creates the spool with parents and makes dir absolut
     assert.equal(spool.dir, `${Deno.cwd()}/a/b`);
     assert.ok((await Deno.stat(`${base}/a/b/.tmp`)).isDirectory);
     await spool.close();
-    await assert.rejects(spool.begin(), SpoolError);
+    assert.throws(() => spool.begin(), SpoolError);
   } finally {
     Deno.chdir(cwd);
     await Deno.remove(base, { recursive: true });
@@ -193,7 +193,7 @@ Deno.test("SpoolWriter: a spool removed underneath fails begin and commit with S
     assert.equal(e.kind, "unwritable");
     return true;
   });
-  await assert.rejects(spool.begin(), SpoolError);
+  assert.throws(() => spool.begin(), SpoolError);
   await sink.abort();
   await spool.close();
 });
