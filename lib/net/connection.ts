@@ -96,6 +96,7 @@ export class Connection {
   #lingerTimer: ReturnType<typeof setTimeout> | undefined;
   #afterFlush: (() => void)[] = [];
   #onData = (chunk: Uint8Array) => this.#receive(chunk);
+  #onClose = () => this.#finish("closed");
 
   constructor(socket: Socket, options: ConnectionOptions) {
     this.#socket = socket;
@@ -131,7 +132,7 @@ export class Connection {
   #attach(socket: Socket): void {
     socket.on("data", this.#onData);
     socket.on("error", () => this.destroy("socket error"));
-    socket.on("close", () => this.#finish("closed"));
+    socket.on("close", this.#onClose);
     socket.setNoDelay(true);
     socket.setTimeout(this.#options.timeoutMs, () => this.#timeout());
   }
@@ -289,7 +290,8 @@ export class Connection {
       this.destroy("TLS handshake failed");
       return;
     }
-    plain.removeAllListeners("close");
+    // Only our own listener: the server's bookkeeping listens for "close" too.
+    plain.removeListener("close", this.#onClose);
     this.#socket = secure;
     this.#attach(secure);
     this.#options.handler.secured(tlsInfo(secure));

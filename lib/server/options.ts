@@ -84,7 +84,10 @@ export interface ServeOptions {
     address: string,
     params: Record<string, string | true>,
   ) => CallbackResult | Promise<CallbackResult>;
-  /** After the message is stored and the 250 was sent. */
+  /**
+   * After the message is stored, before the reply: a rejection or a throw
+   * withdraws the message and the client gets that reply (or `451 4.3.0`).
+   */
   onMessage?: (meta: Meta, emlPath: string) => void | Promise<void>;
 }
 

@@ -274,13 +274,16 @@ class Server {
 
   async #drain(): Promise<void> {
     this.#logger.info("shutting down", { connections: this.#connections.size });
-    await Promise.all(this.#listeners.map((l) => l.close()));
+    // node:net's close() calls back only once every connection has ended: do
+    // not wait for it before telling the sessions to finish.
+    const listenersClosed = Promise.all(this.#listeners.map((l) => l.close()));
     for (const c of this.#connections) c.shutdown();
     const deadline = Date.now() + DRAIN_DEADLINE_MS;
     while (this.#connections.size > 0 && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 25));
     }
     for (const c of this.#connections) c.destroy("shutdown deadline");
+    await listenersClosed;
     // Hooks get what is left of the drain deadline, then are cancelled.
     if (this.#hooks) {
       const left = Math.max(0, deadline - Date.now());

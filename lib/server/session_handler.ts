@@ -239,7 +239,8 @@ export class SessionHandler implements ConnectionHandler {
         smtputf8: env.smtputf8,
       }),
       client: {
-        address: x.ADDR ?? this.#info.client.address,
+        // Postfix XCLIENT_README: an IPv6 ADDR is sent as "IPV6:2001:db8::1".
+        address: x.ADDR?.replace(/^ipv6:/i, "") ?? this.#info.client.address,
         port: port ?? this.#info.client.port,
       },
       server: this.#info.server,

@@ -50,7 +50,14 @@ function spawnCli(args: string[], timeoutMs = 60_000, stdin?: Uint8Array): Spawn
   const signal = AbortSignal.timeout(timeoutMs);
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", ...runPermissions(), repoPath("main.ts"), ...args],
-    env: { NO_COLOR: "1" },
+    // Like runCli: a developer's SMTPD_* variables must not change the test.
+    env: {
+      ...Object.fromEntries(
+        Object.entries(Deno.env.toObject()).filter(([k]) => !k.startsWith("SMTPD_")),
+      ),
+      NO_COLOR: "1",
+    },
+    clearEnv: true,
     stdin: stdin ? "piped" : "null",
     stdout: "piped",
     stderr: "piped",
