@@ -39,7 +39,8 @@ function assertTlsMeta(meta: Record<string, any>, protocol = TLS_PROTOCOL): void
 
 /** A message that needs no dot-stuffing, CRLF line ends. */
 function message(subject: string): string {
-  return `From: a@example.com\r\nTo: b@example.com\r\nSubject: ${subject}\r\n` +
+  return `Date: Mon, 23 Nov 2026 06:53:00 +0000\r\nFrom: a@example.com\r\nTo: b@example.com\r\n` +
+    `Subject: ${subject}\r\n` +
     `Message-ID: <${subject.replaceAll(" ", "-")}@example.com>\r\n\r\nbody of ${subject}\r\n`;
 }
 
@@ -136,7 +137,8 @@ toolTest("e2e tls: swaks -tls and --tls-on-connect with --tls-verify", ["swaks"]
     ["swaks tls-on-connect", t.tlsPort, ["--tls-on-connect"]],
   ];
   for (const [subject, port, mode] of runs) {
-    await Deno.writeTextFile(file, message(subject));
+    // swaks ends the data with CRLF "." CRLF itself: the file holds the message minus its last CRLF.
+    await Deno.writeTextFile(file, message(subject).slice(0, -2));
     const r = await swaks(port, [
       ...mode,
       "--tls-verify",
