@@ -100,7 +100,8 @@ Deno.test("e2e: start-up clears .tmp/ and orphan .eml, leaves other files", asyn
     } catch (e: unknown) {
       if (!(e instanceof Deno.errors.NotFound)) throw e;
     }
-    assert.deepEqual(tmp, [], ".tmp/ cleared");
+    // The running server may keep its own work files there; the planted ones must be gone.
+    assert.deepEqual(tmp.filter((n) => n === "x" || n === "y"), [], `.tmp/ not cleared: ${tmp}`);
     const msgs = await server.messages();
     assert.equal(msgs.length, 1);
     await assertStored(msgs[0]!, "kept\r\n");

@@ -377,10 +377,11 @@ export async function startServer(
     await statusWatch;
     await pipes;
     const status = await child.status;
+    const stderr = readStderr();
     await Deno.remove(dir, { recursive: true }).catch(() => {});
     throw new Error(
       `Cannot start smtpd ${visible(args.join(" "))}: ${(e as Error).message} ` +
-        `(exit ${status.code}); stderr:\n${readStderr()}`,
+        `(exit ${status.code}); stderr:\n${stderr}`,
     );
   }
   return new ServerProc({

@@ -75,6 +75,16 @@ export class RawClient implements AsyncDisposable {
       // A reset after the server's 421 is a close too; after close() it is ours.
       if (!this.#closed) this.#readError = e;
     }
+    // Close our side too, as real clients do on EOF: the server lingers for
+    // the peer's FIN after a 421 or 221, and a drain waits for it.
+    if (!this.#closed) {
+      this.#closed = true;
+      try {
+        this.#conn.close();
+      } catch {
+        // Already released.
+      }
+    }
     this.#eof = true;
     this.#notify();
   }
