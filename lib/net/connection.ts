@@ -348,7 +348,8 @@ export class Connection {
   #end(): void {
     if (this.#closing) return;
     this.#closing = true;
-    this.#socket.end();
+    // end() on a socket the client already closed only builds an error object.
+    if (!this.#socket.destroyed) this.#socket.end();
     const socket = this.#socket;
     this.#lingerTimer = setTimeout(() => socket.destroy(), CLOSE_GRACE_MS);
   }

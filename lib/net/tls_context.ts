@@ -6,10 +6,9 @@
  * @module
  */
 
-// @peculiar/x509 uses tsyringe, which needs the Reflect metadata polyfill
-// loaded before it is evaluated.
-import "reflect-metadata";
-import * as x509 from "@peculiar/x509";
+// @peculiar/x509 is loaded only when a certificate is generated: it costs
+// ~50 ms of start-up that a server without --tls-self-signed should not pay.
+import type * as X509 from "@peculiar/x509";
 import { createPrivateKey, type KeyObject, X509Certificate } from "node:crypto";
 import { isIP } from "node:net";
 import tls from "node:tls";
@@ -170,8 +169,8 @@ function checkPair(certFile: string, certPem: string, keyFile: string, keyPem: s
 }
 
 /** Subject alternative names for `hostname` plus the loopback names, without duplicates. */
-function subjectAltNames(hostname: string): x509.JsonGeneralName[] {
-  const names: x509.JsonGeneralName[] = [];
+function subjectAltNames(hostname: string): X509.JsonGeneralName[] {
+  const names: X509.JsonGeneralName[] = [];
   const seen = new Set<string>();
   for (const name of [hostname, ...LOOPBACK_NAMES]) {
     const key = name.toLowerCase();
@@ -186,6 +185,9 @@ function subjectAltNames(hostname: string): x509.JsonGeneralName[] {
 }
 
 async function generateSelfSigned(hostname: string): Promise<{ certPem: string; keyPem: string }> {
+  // tsyringe, under @peculiar/x509, needs the Reflect metadata polyfill first.
+  await import("reflect-metadata");
+  const x509 = await import("@peculiar/x509");
   const keys = await crypto.subtle.generateKey(SELF_SIGNED_ALGORITHM, true, ["sign", "verify"]);
   // RFC 5280 §4.1.2.2: a positive serial of at most 20 octets; 16 random ones suffice.
   const serial = crypto.getRandomValues(new Uint8Array(16));

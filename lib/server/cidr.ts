@@ -77,6 +77,7 @@ export function parseCidr(text: string): Cidr {
  * @returns False for an address that does not parse.
  */
 export function cidrContains(cidrs: readonly Cidr[], address: string): boolean {
+  if (cidrs.length === 0) return false;
   // A zone (`fe80::1%eth0`) names an interface, not part of the address.
   const zone = address.indexOf("%");
   let bytes = parseAddress(zone < 0 ? address : address.slice(0, zone));
