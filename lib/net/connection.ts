@@ -348,9 +348,17 @@ export class Connection {
   #end(): void {
     if (this.#closing) return;
     this.#closing = true;
-    // end() on a socket the client already closed only builds an error object.
-    if (!this.#socket.destroyed) this.#socket.end();
     const socket = this.#socket;
+    if (socket.destroyed) return;
+    // After 221/421 nothing more is read (RFC 5321 §4.1.1.10): close as soon
+    // as our last reply is flushed instead of waiting for the client's FIN.
+    // Clients that reset after QUIT (smtp-source does) then cost no read error.
+    if (socket.writableLength === 0) {
+      // The kernel has every byte: close(2) still delivers them, then FIN.
+      socket.destroy();
+      return;
+    }
+    socket.end(() => socket.destroy());
     this.#lingerTimer = setTimeout(() => socket.destroy(), CLOSE_GRACE_MS);
   }
 
