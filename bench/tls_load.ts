@@ -95,10 +95,11 @@ export async function tlsLoad(options: TlsLoadOptions): Promise<TlsLoadResult> {
   return { messages: options.messages, sessions: options.sessions, handshakes, seconds };
 }
 
-function count(flag: string, text: string | undefined, fallback: number): number {
+function count(flag: string, text: string | undefined, fallback: number, max = MAX_COUNT): number {
+  if (text === undefined && fallback === 0) throw new SyntaxError(`Missing --${flag}`);
   const value = text === undefined ? fallback : Number(text);
-  if (!Number.isInteger(value) || value < 1 || value > MAX_COUNT) {
-    throw new RangeError(`Cannot use --${flag} "${text}": expected an integer from 1 to ${MAX_COUNT}`);
+  if (!Number.isInteger(value) || value < 1 || value > max) {
+    throw new RangeError(`Cannot use --${flag} "${text}": expected an integer from 1 to ${max}`);
   }
   return value;
 }
@@ -117,7 +118,7 @@ async function main(): Promise<number> {
     },
   });
   const options: TlsLoadOptions = {
-    port: count("port", values.port, 0),
+    port: count("port", values.port, 0, 65535),
     messages: count("messages", values.messages, 5000),
     sessions: count("sessions", values.sessions, 500),
     concurrency: count("concurrency", values.concurrency, 10),
@@ -126,7 +127,9 @@ async function main(): Promise<number> {
     plain: values.plain,
   };
   if (options.sessions > options.messages) {
-    throw new RangeError(`Cannot spread ${options.messages} messages over ${options.sessions} sessions`);
+    throw new RangeError(
+      `Cannot spread ${options.messages} messages over ${options.sessions} sessions`,
+    );
   }
   const result = await tlsLoad(options);
   await Deno.stdout.write(new TextEncoder().encode(`${JSON.stringify(result)}\n`));

@@ -91,7 +91,6 @@ export class Connection {
   #closing = false;
   #closed = false;
   #draining = false;
-  #more = false;
   #awaitingDrain = false;
   #lingerTimer: ReturnType<typeof setTimeout> | undefined;
   #afterFlush: (() => void)[] = [];
@@ -141,10 +140,10 @@ export class Connection {
     if (this.#closing) return;
     this.#session.receive(chunk);
     if (!this.#busy) {
-      void this.#pump();
+      this.#run();
       return;
     }
-    this.#more = true;
+    // A handler is still working: the session holds the bytes until it is done.
     this.#backlog += chunk.length;
     if (this.#backlog > READ_HIGH_WATER && !this.#paused) {
       this.#paused = true;
@@ -152,41 +151,68 @@ export class Connection {
     }
   }
 
-  async #pump(): Promise<void> {
-    this.#busy = true;
+  /**
+   * Drives the session synchronously for as long as every handler answers
+   * synchronously, and goes asynchronous only for a real wait (a callback, a
+   * commit, a drain). Deno settles several socket reads in one tick: an
+   * `await` per chunk would let the next chunk arrive while this one is
+   * still unparsed, and the session would have to copy it.
+   */
+  #run(): void {
+    let step: Promise<void> | "need-data" | "closed";
     try {
-      do {
-        this.#more = false;
-        if (await this.#drive()) return;
-        await this.#flush();
-      } while (this.#more);
-      if (this.#draining && this.#session.idle()) {
-        this.#closeWith(REPLY_SHUTDOWN(this.#options.config.hostname));
+      step = this.#drive();
+      if (step === "need-data") {
+        const drain = this.#flush();
+        if (drain) step = drain;
+        else if (this.#draining && this.#session.idle()) {
+          this.#closeWith(REPLY_SHUTDOWN(this.#options.config.hostname));
+        }
       }
     } catch (e: unknown) {
-      // A handler bug must cost one connection, never the server.
-      this.#options.handler.transcript(">", `internal error: ${e instanceof Error ? e.stack : e}`);
-      this.destroy("internal error");
-    } finally {
-      this.#busy = false;
-      this.#backlog = 0;
-      if (this.#paused && !this.#closing) {
-        this.#paused = false;
-        this.#socket.resume();
-      }
+      this.#internalError(e);
+      return;
     }
+    if (typeof step === "string") return;
+    this.#busy = true;
+    step.then(
+      () => {
+        this.#busy = false;
+        this.#backlog = 0;
+        if (this.#paused && !this.#closing) {
+          this.#paused = false;
+          this.#socket.resume();
+        }
+        if (!this.#closing) this.#run();
+      },
+      (e: unknown) => {
+        this.#busy = false;
+        this.#internalError(e);
+      },
+    );
   }
 
-  /** Runs session events until it needs data; true when the connection is over. */
-  async #drive(): Promise<boolean> {
+  /** A handler bug must cost one connection, never the server. */
+  #internalError(e: unknown): void {
+    this.#options.handler.transcript(">", `internal error: ${e instanceof Error ? e.stack : e}`);
+    this.destroy("internal error");
+  }
+
+  /**
+   * Runs session events until the session needs data (`"need-data"`), the
+   * connection is over (`"closed"`), or a handler's answer is pending (a
+   * promise that resumes the session when it settles).
+   */
+  #drive(): Promise<void> | "need-data" | "closed" {
     const session = this.#session;
     const handler = this.#options.handler;
     for (;;) {
-      if (this.#closing) return true;
+      if (this.#closing) return "closed";
       const ev = session.next();
+      let pending: Promise<void> | null = null;
       switch (ev.type) {
         case "need-data":
-          return false;
+          return "need-data";
         case "paused":
           throw new Error("Session paused without a pending decision");
         case "reply":
@@ -199,65 +225,60 @@ export class Connection {
           }
           if (ev.reply.code === 421) {
             // RFC 5321 §3.8: 421 means the channel closes after the reply.
-            await this.#flush();
-            this.#end();
-            return true;
+            this.#flushThenEnd();
+            return "closed";
           }
           break;
         case "close":
-          await this.#flush();
-          this.#end();
-          return true;
+          this.#flushThenEnd();
+          return "closed";
         case "transcript":
           handler.transcript("<", ev.line);
           break;
-        case "helo": {
-          const v = await handler.helo(ev.verb, ev.domain);
-          if (v === "disconnect") return this.#drop();
-          session.resumeHelo(v);
+        case "helo":
+          pending = settle(
+            handler.helo(ev.verb, ev.domain),
+            (v) => this.#verdict(v, (d) => session.resumeHelo(d)),
+          );
           break;
-        }
-        case "mail": {
-          const v = await handler.mail(ev.reversePath, ev.params);
-          if (v === "disconnect") return this.#drop();
-          session.resumeMail(v);
+        case "mail":
+          pending = settle(
+            handler.mail(ev.reversePath, ev.params),
+            (v) => this.#verdict(v, (d) => session.resumeMail(d)),
+          );
           break;
-        }
-        case "rcpt": {
-          const v = await handler.rcpt(ev.forwardPath, ev.params);
-          if (v === "disconnect") return this.#drop();
-          session.resumeRcpt(v);
+        case "rcpt":
+          pending = settle(
+            handler.rcpt(ev.forwardPath, ev.params),
+            (v) => this.#verdict(v, (d) => session.resumeRcpt(d)),
+          );
           break;
-        }
         case "auth": {
           const { type: _type, ...request } = ev;
-          const v = await handler.auth(request);
-          if (v === "disconnect") return this.#drop();
-          session.resumeAuth(v);
+          pending = settle(
+            handler.auth(request),
+            (v) => this.#verdict(v, (d) => session.resumeAuth(d)),
+          );
           break;
         }
         case "message-start":
-          session.resumeMessageStart(await handler.messageStart(ev.via));
+          pending = settle(handler.messageStart(ev.via), (d) => session.resumeMessageStart(d));
           break;
-        case "message-data": {
-          const pending = handler.messageData(ev.bytes);
-          if (pending) await pending;
+        case "message-data":
+          pending = settle(handler.messageData(ev.bytes), () => {});
           break;
-        }
-        case "message-end": {
-          const outcome = await handler.messageEnd(ev.envelope, ev.size);
-          if (outcome === "disconnect") return this.#drop();
-          if (outcome.after) this.#afterFlush.push(outcome.after);
-          session.resumeMessageEnd(outcome.reply);
+        case "message-end":
+          pending = settle(handler.messageEnd(ev.envelope, ev.size), (outcome) => {
+            if (outcome === "disconnect") return this.#drop();
+            if (outcome.after) this.#afterFlush.push(outcome.after);
+            session.resumeMessageEnd(outcome.reply);
+          });
           break;
-        }
         case "message-abort":
-          await handler.messageAbort(ev.reason);
+          pending = settle(handler.messageAbort(ev.reason), () => {});
           break;
         case "starttls":
-          await this.#startTls();
-          if (this.#closing) return true;
-          break;
+          return this.#startTls();
         case "xclient":
           handler.xclient(ev.attributes);
           break;
@@ -266,7 +287,14 @@ export class Connection {
           throw new Error(`Unhandled session event ${JSON.stringify(unhandled)}`);
         }
       }
+      if (pending) return pending;
     }
+  }
+
+  /** Applies a handler's verdict: resume the session, or drop the connection. */
+  #verdict(v: Verdict, resume: (d: Decision) => void): void {
+    if (v === "disconnect") this.#drop();
+    else resume(v);
   }
 
   async #startTls(): Promise<void> {
@@ -298,37 +326,44 @@ export class Connection {
     this.#session.resumeTls();
   }
 
-  /** Writes everything queued; waits while the client is not reading (bounded memory). */
-  async #flush(): Promise<void> {
-    if (this.#out.length === 0 || this.#closed) return;
+  /**
+   * Writes everything queued. Returns a promise only when the client is not
+   * reading fast enough: reading then waits for "drain" (bounded memory).
+   */
+  #flush(): Promise<void> | undefined {
+    if (this.#out.length === 0 || this.#closed) return undefined;
     const chunks = this.#out;
     this.#out = [];
-    const bytes = chunks.length === 1 ? chunks[0]! : concat(chunks);
     const socket = this.#socket;
-    const drained = socket.write(bytes);
+    const drained = socket.write(chunks.length === 1 ? chunks[0]! : concat(chunks));
     const after = this.#afterFlush;
     this.#afterFlush = [];
     for (const fn of after) fn();
-    if (!drained && !this.#closed) {
-      this.#awaitingDrain = true;
-      await new Promise<void>((resolve) => {
-        const done = () => {
-          this.#awaitingDrain = false;
-          socket.off("drain", done);
-          socket.off("close", done);
-          resolve();
-        };
-        socket.on("drain", done);
-        socket.on("close", done);
-      });
-    }
+    if (drained || this.#closed) return undefined;
+    this.#awaitingDrain = true;
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        this.#awaitingDrain = false;
+        socket.off("drain", done);
+        socket.off("close", done);
+        resolve();
+      };
+      socket.on("drain", done);
+      socket.on("close", done);
+    });
+  }
+
+  #flushThenEnd(): void {
+    const drain = this.#flush();
+    if (drain) void drain.then(() => this.#end());
+    else this.#end();
   }
 
   #closeWith(reply: Reply): void {
     if (this.#closing) return;
     this.#out.push(formatReply(reply));
     this.#options.handler.replied(reply);
-    void this.#flush().then(() => this.#end());
+    this.#flushThenEnd();
   }
 
   #timeout(): void {
@@ -340,9 +375,8 @@ export class Connection {
     this.#closeWith(REPLY_TIMEOUT(this.#options.config.hostname));
   }
 
-  #drop(): true {
+  #drop(): void {
     this.destroy("disconnect fault");
-    return true;
   }
 
   #end(): void {
@@ -369,6 +403,13 @@ export class Connection {
     clearTimeout(this.#lingerTimer);
     this.#options.handler.closed(reason);
   }
+}
+
+/** Applies `value` now when it is ready; otherwise a promise that applies it when it is. */
+function settle<T>(value: T | Promise<T>, apply: (v: T) => void): Promise<void> | null {
+  if (value instanceof Promise) return value.then(apply);
+  apply(value);
+  return null;
 }
 
 function concat(chunks: Uint8Array[]): Uint8Array {

@@ -1,0 +1,124 @@
+/**
+ * Measurements the harness takes outside the servers: memory from
+ * `/proc/<pid>/status`, machine facts, medians and counts of stored files.
+ *
+ * @module
+ */
+
+/** Memory of one process in KiB: current (VmRSS) and peak since start (VmHWM). */
+export interface Memory {
+  rssKiB: number;
+  peakKiB: number;
+}
+
+/**
+ * Reads VmRSS and VmHWM. Every run starts a fresh server, so VmHWM is the
+ * peak of that run exactly, with no sampling gap (proc(5)).
+ */
+export async function memoryOf(pid: number): Promise<Memory | null> {
+  let status: string;
+  try {
+    status = await Deno.readTextFile(`/proc/${pid}/status`);
+  } catch {
+    return null;
+  }
+  const field = (name: string): number => {
+    const match = new RegExp(`^${name}:\\s+(\\d+) kB`, "m").exec(status);
+    return match ? Number(match[1]) : 0;
+  };
+  return { rssKiB: field("VmRSS"), peakKiB: field("VmHWM") };
+}
+
+/** Median of the numbers (the mean of the middle two for an even count). */
+export function median(values: number[]): number {
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  if (sorted.length % 2 === 1) return sorted[middle]!;
+  return (sorted[middle - 1]! + sorted[middle]!) / 2;
+}
+
+/** Counts entries of `dir` whose name ends with `suffix` (0 when `dir` is missing). */
+export async function countFiles(dir: string, suffix: string): Promise<number> {
+  let count = 0;
+  try {
+    for await (const entry of Deno.readDir(dir)) {
+      if (entry.isFile && entry.name.endsWith(suffix)) count++;
+    }
+  } catch (e: unknown) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  return count;
+}
+
+/** Sizes of the files of `dir` whose name ends with `suffix`. */
+export async function fileSizes(dir: string, suffix: string): Promise<number[]> {
+  const sizes: number[] = [];
+  for await (const entry of Deno.readDir(dir)) {
+    if (entry.isFile && entry.name.endsWith(suffix)) {
+      sizes.push((await Deno.stat(`${dir}/${entry.name}`)).size);
+    }
+  }
+  return sizes;
+}
+
+/** Output of a short command, trimmed; `fallback` when it fails or is missing. */
+export async function commandOutput(
+  argv: string[],
+  fallback = "unknown",
+): Promise<string> {
+  try {
+    const [program, ...args] = argv;
+    const output = await new Deno.Command(program!, {
+      args,
+      stdout: "piped",
+      stderr: "piped",
+      signal: AbortSignal.timeout(10_000),
+    }).output();
+    const text = new TextDecoder().decode(output.stdout).trim() ||
+      new TextDecoder().decode(output.stderr).trim();
+    return output.success && text !== "" ? text : fallback;
+  } catch {
+    return fallback;
+  }
+}
+
+/** Facts printed above the results: what the numbers were measured on. */
+export async function machineFacts(deno: string, spoolRoot: string): Promise<[string, string][]> {
+  const cpuinfo = await Deno.readTextFile("/proc/cpuinfo").catch(() => "");
+  const meminfo = await Deno.readTextFile("/proc/meminfo").catch(() => "");
+  const cpu = /^model name\s*:\s*(.+)$/m.exec(cpuinfo)?.[1] ?? "unknown";
+  const memKiB = Number(/^MemTotal:\s+(\d+) kB/m.exec(meminfo)?.[1] ?? 0);
+  const denoVersion = (await commandOutput([deno, "--version"])).split("\n")[0] ?? "unknown";
+  const df = (await commandOutput(["df", "-T", spoolRoot])).split("\n")[1]?.split(/\s+/);
+  return [
+    ["date", new Date().toISOString()],
+    ["nproc", await commandOutput(["nproc"])],
+    ["cpu", cpu],
+    ["memory", `${(memKiB / 1024 / 1024).toFixed(1)} GiB`],
+    ["kernel", await commandOutput(["uname", "-srm"])],
+    ["deno", denoVersion],
+    ["node", await commandOutput(["node", "--version"])],
+    ["python (aiosmtpd)", await commandOutput(["/usr/bin/python3", "--version"])],
+    ["postfix", await commandOutput(["/usr/sbin/postconf", "-h", "mail_version"])],
+    ["spool filesystem", df ? `${df[1]} on ${df[0]}` : "unknown"],
+    ["load average at start", await loadAverage()],
+  ];
+}
+
+/**
+ * 1, 5 and 15 minute load averages (proc(5)): with 2 cores, anything else
+ * running during the bench shows in the numbers, so the report says so.
+ */
+export async function loadAverage(): Promise<string> {
+  const text = await Deno.readTextFile("/proc/loadavg").catch(() => "");
+  return text.split(" ").slice(0, 3).join(" ") || "unknown";
+}
+
+/** `12345` KiB → "12.1 MiB". */
+export function formatKiB(kib: number): string {
+  if (!Number.isFinite(kib) || kib <= 0) return "—";
+  return kib >= 1024 * 1024
+    ? `${(kib / 1024 / 1024).toFixed(2)} GiB`
+    : `${(kib / 1024).toFixed(1)} MiB`;
+}
