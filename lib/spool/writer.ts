@@ -18,6 +18,8 @@ import { absolutePath, DirSyncer, joinPath, removeQuietly, renameOver } from "./
  * small chunks. Chunks are copied as they come rather than into a fixed
  * buffer, so a 1 KiB message costs 1 KiB, not 64 KiB per session.
  */
+/** Windows has no directory fsync and cannot rename a file it holds open everywhere (SPEC §7). */
+const IS_WINDOWS = Deno.build.os === "windows";
 const WRITE_BUFFER_BYTES = 64 * 1024;
 /** Bytes kept for {@linkcode parseHeaderFields}; bounds memory whatever the header size. */
 const HEADER_PREFIX_BYTES = 64 * 1024;
@@ -82,10 +84,10 @@ export interface MessageSink {
    */
   write(bytes: Uint8Array): void;
   /**
-   * Makes the message durable and visible: flush, fsync, rename to
-   * `<id>.eml`, fsync the directory, write and fsync `.tmp/<id>.json`,
-   * rename to `<id>.json`, fsync the directory. On failure removes what it
-   * wrote.
+   * Makes the message durable and visible: flush, write `.tmp/<id>.json`,
+   * rename to `<id>.eml`, fsync both files' data and the directory in one
+   * round, rename to `<id>.json`, fsync the directory. On failure removes
+   * what it wrote.
    *
    * @param input What the server recorded about the transaction.
    * @returns The metadata as stored.
@@ -285,22 +287,32 @@ class Sink implements MessageSink {
       const jsonFile = Deno.openSync(tmpJson, { write: true, createNew: true });
       try {
         writeAll(jsonFile, text);
-        if (fsync) {
-          // Both data fsyncs run at once (the file system batches them into
-          // one journal commit); the .json stays in .tmp/, which nobody
-          // reads, until the .eml is durable under its final name.
-          // allSettled: the cleanup below must not race a pending fsync.
-          const results = await Promise.allSettled([file.syncData(), jsonFile.syncData()]);
+        if (fsync && !IS_WINDOWS) {
+          // One round of fsyncs instead of three: the .eml takes its final
+          // name first (an .eml without .json is an orphan nobody reads and
+          // start-up removes), then its data, the .json's data and the
+          // directory entry are made durable together (the file system
+          // batches them into one journal commit). Only then may the .json
+          // appear. allSettled: the cleanup below must not race a pending fsync.
+          renameOver(tmpEml, eml);
+          const results = await Promise.allSettled([
+            file.syncData(),
+            jsonFile.syncData(),
+            dirSync.sync(),
+          ]);
           for (const result of results) {
             if (result.status === "rejected") throw result.reason;
           }
+        } else if (fsync) {
+          // Windows: no directory fsync; NTFS journals the renames in order.
+          await file.syncData();
+          await jsonFile.syncData();
         }
       } finally {
         jsonFile.close();
       }
       this.#closeFile();
-      renameOver(tmpEml, eml);
-      if (fsync) await dirSync.sync();
+      if (!fsync || IS_WINDOWS) renameOver(tmpEml, eml);
       renameOver(tmpJson, json);
       if (fsync) await dirSync.sync();
       this.#state = "done";
