@@ -2,7 +2,8 @@
 #
 # Deno itself comes from npm (package.json pins deno@2.9.6), so `make` works on
 # a machine that has only node/npm: the first target that needs Deno runs
-# `npm ci`.
+# `npm install --no-save` against the committed lockfile (`npm ci` of npm 11
+# rejects a lockfile that omits the other platforms' optional @deno/* packages).
 #
 # `deno compile` (build, release) embeds a runtime, `denort`, that Deno
 # downloads from the internet for each target. Where that is not reachable,
@@ -47,7 +48,7 @@ ARGS ?=
 .PHONY: run test test-unit test-e2e check build release bench torture fmt lint clean
 
 $(DENO):
-	npm ci --no-audit --no-fund
+	npm install --no-save --no-audit --no-fund
 
 run: $(DENO)
 	$(DENO) run $(PERMS) main.ts --spool ./spool --listen 127.0.0.1:1025 $(ARGS)
