@@ -226,10 +226,10 @@ export const REPLY_TRANSACTION_FAILED: Reply = fixed(
   "5.5.1",
   "Error: transaction failed, send RSET",
 );
-/** RFC 3463 X.1.7: the reverse-path is not an RFC 5321 mailbox. */
-export const REPLY_BAD_SENDER: Reply = fixed(501, "5.1.7", "Bad sender address syntax");
-/** RFC 3463 X.1.3: the forward-path is not an RFC 5321 mailbox. */
-export const REPLY_BAD_RECIPIENT: Reply = fixed(501, "5.1.3", "Bad recipient address syntax");
+/** SPEC §4 "bad arguments" (RFC 3463 X.1.7 would also fit): the reverse-path is not a mailbox. */
+export const REPLY_BAD_SENDER: Reply = fixed(501, "5.5.4", "Bad sender address syntax");
+/** SPEC §4 "bad arguments" (RFC 3463 X.1.3 would also fit): the forward-path is not a mailbox. */
+export const REPLY_BAD_RECIPIENT: Reply = fixed(501, "5.5.4", "Bad recipient address syntax");
 /** RFC 6531 §3.4: a non-ASCII address needs the SMTPUTF8 parameter. */
 export const REPLY_NEED_SMTPUTF8: Reply = fixed(
   553,

@@ -113,7 +113,7 @@ Deno.test("Session MAIL and RCPT refusals", () => {
         "553 5.6.7 Must declare SMTPUTF8 to send unicode address",
         "552 5.3.4 Message size exceeds fixed limit",
         "250 2.1.0 Ok",
-        "501 5.1.3 Bad recipient address syntax",
+        "501 5.5.4 Bad recipient address syntax",
         "553 5.6.7 Must declare SMTPUTF8 to send unicode address",
         "501 5.5.4 Bad NOTIFY parameter syntax",
       ],
