@@ -1,0 +1,87 @@
+/**
+ * The compiled binary (SPEC §1): `deno compile` with `deno.json`'s
+ * `tasks.compile` flags, then the executable must behave as `deno run`
+ * does. `deno compile` downloads its runtime (denort) unless `DENORT_BIN`
+ * names a local one; without it this test is skipped, saying why.
+ */
+
+import assert from "node:assert/strict";
+import { permissionFlags, readSpool, repoPath } from "../helpers/launcher.ts";
+import { RawClient } from "../helpers/raw_client.ts";
+
+const DENORT = Deno.env.get("DENORT_BIN");
+if (!DENORT) {
+  Deno.stderr.writeSync(new TextEncoder().encode(
+    "compiled_test: skipped: DENORT_BIN is not set, and deno compile cannot download denort here\n",
+  ));
+}
+
+async function output(cmd: string, args: string[], env: Record<string, string> = {}) {
+  const out = await new Deno.Command(cmd, { args, env, stdout: "piped", stderr: "piped" }).output();
+  const text = (b: Uint8Array) => new TextDecoder().decode(b);
+  return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
+}
+
+Deno.test({
+  name: "compiled binary: serves, stores, exits 2 on a bad flag and 0 on SIGTERM",
+  ignore: !DENORT,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "smtpd-compiled-" });
+    try {
+      const task: string = JSON.parse(Deno.readTextFileSync(repoPath("deno.json"))).tasks.compile;
+      const binary = `${dir}/smtpd${Deno.build.os === "windows" ? ".exe" : ""}`;
+      const compiled = await output(Deno.execPath(), [
+        "compile",
+        ...permissionFlags(task),
+        "--output",
+        binary,
+        repoPath("main.ts"),
+      ], { DENORT_BIN: DENORT! });
+      assert.equal(compiled.code, 0, compiled.stderr);
+
+      const version = await output(binary, ["--version"]);
+      assert.equal(version.code, 0);
+      assert.match(version.stdout, /^smtpd \d+\.\d+\.\d+/);
+      const usage = await output(binary, ["--max-size", "10XB"]);
+      assert.equal(usage.code, 2);
+      assert.equal(usage.stderr.trim().split("\n").length, 1, usage.stderr);
+
+      const ready = `${dir}/ready.json`;
+      const spool = `${dir}/spool`;
+      const child = new Deno.Command(binary, {
+        args: ["--listen", "127.0.0.1:0", "--ready-file", ready, "--spool", spool],
+        stdout: "null",
+        stderr: "piped",
+      }).spawn();
+      const stderr = child.stderr.pipeTo(new WritableStream());
+      let port = 0;
+      for (let i = 0; i < 200 && port === 0; i++) {
+        try {
+          port = JSON.parse(await Deno.readTextFile(ready)).listeners[0].port;
+        } catch {
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      }
+      assert.ok(port > 0, "the ready file appeared");
+      const client = await RawClient.connect(port);
+      try {
+        await client.readReply();
+        for (const line of ["EHLO test", "MAIL FROM:<a@example.com>", "RCPT TO:<b@example.com>"]) {
+          assert.equal((await client.command(line)).code, 250);
+        }
+        assert.equal((await client.command("DATA")).code, 354);
+        assert.equal((await client.command("Subject: compiled\r\n\r\nhi\r\n.")).code, 250);
+      } finally {
+        client.close();
+      }
+      child.kill("SIGTERM");
+      assert.equal((await child.status).code, 0);
+      await stderr;
+      const [message] = await readSpool(spool);
+      assert.equal(message?.meta.headers.subject, "compiled");
+      assert.equal(new TextDecoder().decode(message?.eml), "Subject: compiled\r\n\r\nhi\r\n");
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
