@@ -191,7 +191,7 @@ export const REPLY_CANNOT_VRFY: Reply = fixed(
   "Cannot VRFY user, but will accept message and attempt delivery",
 );
 /** EXPN, and STARTTLS where TLS is not configured (RFC 5321 §4.2.4). */
-export const REPLY_NOT_IMPLEMENTED: Reply = fixed(502, "5.5.1", "Error: command not implemented");
+export const REPLY_NOT_IMPLEMENTED: Reply = fixed(502, "5.5.1", "Error: command not available");
 /** RFC 5321 §4.2.4: unrecognised verb. */
 export const REPLY_UNKNOWN_COMMAND: Reply = fixed(500, "5.5.2", "Error: command not recognized");
 /** SPEC §4: a command line over `MAX_COMMAND_LINE_OCTETS`. */

@@ -8,7 +8,13 @@
  * @module
  */
 
-import { findOnPath, type ToolName, toolPath, type ToolResult } from "../helpers/clients.ts";
+import {
+  findOnPath,
+  runProgram,
+  type ToolName,
+  toolPath,
+  type ToolResult,
+} from "../helpers/clients.ts";
 import { type ServerProc, type StartOptions, startServer } from "../helpers/launcher.ts";
 import { type ReplyRead, visible } from "../helpers/raw_client.ts";
 
@@ -16,7 +22,6 @@ import { type ReplyRead, visible } from "../helpers/raw_client.ts";
 export const HOSTNAME = "mail.test";
 /** Same bound as a raw-client read. */
 export const READ_TIMEOUT_MS = 10_000;
-const TOOL_TIMEOUT_MS = 60_000;
 
 const encoder = new TextEncoder();
 const latin1 = new TextDecoder("latin1");
@@ -86,35 +91,6 @@ export async function writeAuthFile(dir: string, users: Record<string, string>):
 /** Standard base64 of a UTF-8 string. */
 export function b64(text: string): string {
   return btoa(Array.from(encoder.encode(text), (b) => String.fromCharCode(b)).join(""));
-}
-
-/** Runs a program by path, stdin optional, killed after `timeoutMs`. */
-export async function runProgram(
-  path: string,
-  args: string[],
-  opts: { stdin?: string; timeoutMs?: number } = {},
-): Promise<ToolResult> {
-  const abort = new AbortController();
-  const timer = setTimeout(() => abort.abort(), opts.timeoutMs ?? TOOL_TIMEOUT_MS);
-  try {
-    const child = new Deno.Command(path, {
-      args,
-      stdin: opts.stdin === undefined ? "null" : "piped",
-      stdout: "piped",
-      stderr: "piped",
-      signal: abort.signal,
-    }).spawn();
-    if (opts.stdin !== undefined) {
-      const w = child.stdin.getWriter();
-      await w.write(encoder.encode(opts.stdin));
-      await w.close();
-    }
-    const out = await child.output();
-    const dec = new TextDecoder();
-    return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /** `openssl args…`; throws when openssl is missing (tests gate on {@linkcode binTest}). */

@@ -88,14 +88,19 @@ export function toolTest(name: string, tools: ToolName[], fn: () => Promise<void
   Deno.test({ name, ignore: missing.length > 0, fn });
 }
 
-/** Runs `tool args…` with optional stdin, killed after `timeoutMs`. */
-export async function runTool(
-  name: ToolName,
+/** Options of {@linkcode runProgram} and {@linkcode runTool}. */
+export interface RunOptions {
+  stdin?: Uint8Array | string;
+  timeoutMs?: number;
+  env?: Record<string, string>;
+}
+
+/** Runs a program by path with optional stdin, killed after `timeoutMs`. */
+export async function runProgram(
+  path: string,
   args: string[],
-  opts: { stdin?: Uint8Array | string; timeoutMs?: number; env?: Record<string, string> } = {},
+  opts: RunOptions = {},
 ): Promise<ToolResult> {
-  const path = toolPath(name);
-  if (!path) throw new Error(`Cannot run ${name}: not installed`);
   const abort = new AbortController();
   const timer = setTimeout(() => abort.abort(), opts.timeoutMs ?? TOOL_TIMEOUT_MS);
   try {
@@ -121,6 +126,17 @@ export async function runTool(
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** Runs `tool args…` (see {@linkcode toolPath}); throws when the tool is missing. */
+export function runTool(
+  name: ToolName,
+  args: string[],
+  opts: RunOptions = {},
+): Promise<ToolResult> {
+  const path = toolPath(name);
+  if (!path) throw new Error(`Cannot run ${name}: not installed`);
+  return runProgram(path, args, opts);
 }
 
 /** swaks against 127.0.0.1:`port`; `args` add `--from`, `--to`, `--data` and so on. */

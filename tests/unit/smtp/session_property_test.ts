@@ -150,7 +150,7 @@ Deno.test("property: pipelined commands are answered in order", () => {
   const answers: Record<string, string> = {
     "NOOP": "250 2.0.0 Ok",
     "RSET": "250 2.0.0 Ok",
-    "EXPN x": "502 5.5.1 Error: command not implemented",
+    "EXPN x": "502 5.5.1 Error: command not available",
     "WIZ": "500 5.5.2 Error: command not recognized",
     "VRFY x": "252 2.5.0 Cannot VRFY user, but will accept message and attempt delivery",
     "HELO c": "250 mx.test",

@@ -178,7 +178,7 @@ Deno.test("Session RSET, NOOP, HELP, EXPN, unknown verbs, arguments to no-arg co
       OK,
       OK,
       "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP STARTTLS AUTH",
-      "502 5.5.1 Error: command not implemented",
+      "502 5.5.1 Error: command not available",
       "500 5.5.2 Error: command not recognized",
       "500 5.5.2 Error: command not recognized",
       "501 5.5.4 Syntax: RSET",

@@ -63,7 +63,7 @@ Deno.test("Session STARTTLS refusals", () => {
       "503 5.5.1 Error: MAIL transaction in progress",
     ],
   });
-  tr("STARTTLS\r\n", { replies: ["502 5.5.1 Error: command not implemented"] }, {
+  tr("STARTTLS\r\n", { replies: ["502 5.5.1 Error: command not available"] }, {
     config: testConfig({ starttls: false }),
   });
   tr("STARTTLS\r\n", { replies: ["503 5.5.1 Error: TLS already active"] }, {
