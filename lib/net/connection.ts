@@ -19,7 +19,7 @@ import type {
   Reply,
   SessionConfig,
 } from "../smtp/events.ts";
-import { tlsInfo, upgradeServerSocket } from "./starttls.ts";
+import { HANDSHAKE_TIMEOUT_MS, tlsInfo, upgradeServerSocket } from "./starttls.ts";
 
 /** A handler's answer to a pausing event: accept (`null`), reject (a reply) or drop the connection. */
 export type Verdict = Decision | "disconnect";
@@ -163,11 +163,22 @@ export class Connection {
     try {
       step = this.#drive();
       if (step === "need-data") {
+        // Everything received is parsed: only now may the socket read again,
+        // so a client pipelining through slow commits cannot grow memory.
+        this.#backlog = 0;
+        if (this.#paused && !this.#closing) {
+          this.#paused = false;
+          this.#socket.resume();
+        }
         const drain = this.#flush();
         if (drain) step = drain;
         else if (this.#draining && this.#session.idle()) {
           this.#closeWith(REPLY_SHUTDOWN(this.#options.config.hostname));
         }
+      } else if (step !== "closed") {
+        // Replies already earned go out before a wait (a commit, a callback).
+        const drain = this.#flush();
+        if (drain) step = Promise.all([step, drain]).then(() => {});
       }
     } catch (e: unknown) {
       this.#internalError(e);
@@ -178,11 +189,6 @@ export class Connection {
     step.then(
       () => {
         this.#busy = false;
-        this.#backlog = 0;
-        if (this.#paused && !this.#closing) {
-          this.#paused = false;
-          this.#socket.resume();
-        }
         if (!this.#closing) this.#run();
       },
       (e: unknown) => {
@@ -312,7 +318,11 @@ export class Connection {
     plain.setTimeout(0);
     let secure: TLSSocket;
     try {
-      secure = await upgradeServerSocket(plain, context, this.#options.timeoutMs);
+      secure = await upgradeServerSocket(
+        plain,
+        context,
+        Math.min(HANDSHAKE_TIMEOUT_MS, this.#options.timeoutMs),
+      );
     } catch (e: unknown) {
       this.#options.handler.transcript(">", e instanceof Error ? e.message : String(e));
       this.destroy("TLS handshake failed");
@@ -361,6 +371,8 @@ export class Connection {
 
   #closeWith(reply: Reply): void {
     if (this.#closing) return;
+    // Nothing the client sends after this reply may still be executed.
+    this.#socket.off("data", this.#onData);
     this.#out.push(formatReply(reply));
     this.#options.handler.replied(reply);
     this.#flushThenEnd();

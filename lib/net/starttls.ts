@@ -20,6 +20,9 @@ import type net from "node:net";
 import tls from "node:tls";
 
 /** Protocol and cipher of a TLS session, as recorded in the spool metadata (`tls`). */
+/** A TLS client must finish its handshake within this: a stalled one holds a connection slot. */
+export const HANDSHAKE_TIMEOUT_MS = 30_000;
+
 export interface TlsInfo {
   /** `TLSv1.3`, `TLSv1.2`. */
   protocol: string;

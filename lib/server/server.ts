@@ -11,7 +11,7 @@ import { join, resolve } from "node:path";
 import { fileSink, Logger, type LogSink } from "../log.ts";
 import { Connection } from "../net/connection.ts";
 import { bindListener, type BoundListener, ListenError } from "../net/listener.ts";
-import { tlsInfo, upgradeServerSocket } from "../net/starttls.ts";
+import { HANDSHAKE_TIMEOUT_MS, tlsInfo, upgradeServerSocket } from "../net/starttls.ts";
 import { formatReply, REPLY_TOO_MANY_CONNECTIONS } from "../smtp/reply.ts";
 import type { Reply, SessionConfig } from "../smtp/events.ts";
 import { SpoolError, SpoolWriter } from "../spool/writer.ts";
@@ -25,8 +25,6 @@ import { type Setup, setup, StartupError } from "./setup.ts";
 
 /** How long SIGTERM lets transfers in flight finish (SPEC §4). */
 const DRAIN_DEADLINE_MS = 10_000;
-/** A TLS client must finish its handshake within this (a stalled one holds a slot). */
-const HANDSHAKE_TIMEOUT_MS = 30_000;
 
 /** A bound, running server. */
 export interface ServerHandle {
@@ -80,10 +78,7 @@ class Server {
       faults: s.faults,
       credentials: s.credentials,
       emlPath: (id) => join(spool.dir, `${id}.eml`),
-      withdraw: async (id) => {
-        await Deno.remove(join(spool.dir, `${id}.json`)).catch(() => {});
-        await Deno.remove(join(spool.dir, `${id}.eml`)).catch(() => {});
-      },
+      withdraw: (id) => spool.remove(id),
       stored: (meta, emlPath) => this.#stored(meta, emlPath),
       released: () => {
         this.#active--;
@@ -180,6 +175,12 @@ class Server {
     }
     if (refusal) {
       this.#refuse(stream, refusal, conn, client.address);
+      release();
+      return;
+    }
+    // The client may have left during a connect delay or an async onConnect:
+    // no Connection would ever see its "close" and free the slot.
+    if (stream.destroyed) {
       release();
       return;
     }

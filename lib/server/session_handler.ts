@@ -61,6 +61,8 @@ export class SessionHandler implements ConnectionHandler {
   #sink: MessageSink | null = null;
   #sinkError: SpoolError | null = null;
   #messageStarted = 0;
+  /** The connection is closed: no reply can reach the client any more. */
+  #gone = false;
 
   constructor(ctx: ServerContext, info: ConnectionInfo, conn: number, tls: TlsParams | null) {
     this.#ctx = ctx;
@@ -192,6 +194,11 @@ export class SessionHandler implements ConnectionHandler {
       sink.abort();
       return { reply: this.#spoolFailure(e) };
     }
+    if (this.#gone) {
+      // SPEC §3: a message that got no 250 never appears with a .json.
+      await this.#ctx.withdraw(meta.id);
+      return { reply: REPLY_SPOOL_UNWRITABLE };
+    }
     const emlPath = this.#ctx.emlPath(meta.id);
     const onMessage = this.#ctx.options.onMessage;
     if (onMessage) {
@@ -201,9 +208,9 @@ export class SessionHandler implements ConnectionHandler {
         enhanced: "5.7.1",
         lines: ["Message rejected"],
       });
-      if (decision) {
+      if (decision || this.#gone) {
         await this.#ctx.withdraw(meta.id);
-        return { reply: decision };
+        return { reply: decision ?? REPLY_SPOOL_UNWRITABLE };
       }
     }
     const ms = Date.now() - this.#messageStarted;
@@ -291,6 +298,7 @@ export class SessionHandler implements ConnectionHandler {
   }
 
   closed(reason: string): void {
+    this.#gone = true;
     const sink = this.#sink;
     this.#sink = null;
     sink?.abort();

@@ -200,6 +200,19 @@ export class SpoolWriter {
     });
   }
 
+  /**
+   * Withdraws a stored message (a library `onMessage` refused it, or its
+   * client left before the 250): `.json` first, so readers never see half of
+   * it, and durably, so a crash cannot bring back a message that got no 250.
+   *
+   * @param id The message ID.
+   */
+  async remove(id: string): Promise<void> {
+    removeQuietly(joinPath(this.dir, `${id}.json`));
+    removeQuietly(joinPath(this.dir, `${id}.eml`));
+    if (this.#fsync && !IS_WINDOWS) await this.#dirSync.sync();
+  }
+
   /** Stops accepting new messages and waits for directory fsyncs in flight. */
   async close(): Promise<void> {
     if (this.#closed) return;
