@@ -27,6 +27,8 @@ import type { FaultStage } from "./faults.ts";
 import type { CallbackResult, ConnectionInfo, RejectReply } from "./options.ts";
 import type { ServerContext } from "./context.ts";
 
+type MaybePromise<T> = T | Promise<T>;
+
 const REPLY_AUTH_FAILED: Reply = {
   code: 535,
   enhanced: "5.7.8",
@@ -71,16 +73,23 @@ export class SessionHandler implements ConnectionHandler {
     this.#tls = tls;
   }
 
-  /** Applies the first matching `--fault` rule; `undefined` means carry on normally. */
-  async #fault(stage: FaultStage, argument: string): Promise<Reply | "disconnect" | undefined> {
+  /**
+   * A stage: the first matching `--fault` rule answers, or delays and then
+   * lets `next` (the user's callback, or acceptance) decide. Synchronous when
+   * nothing waits, so a plain session never pays a promise per command.
+   */
+  #stage(
+    stage: FaultStage,
+    argument: string,
+    next: () => MaybePromise<Verdict>,
+  ): MaybePromise<Verdict> {
     const action = this.#ctx.faults.match(stage, argument);
-    if (!action) return undefined;
+    if (!action) return next();
     switch (action.type) {
       case "reply":
         return action.reply;
       case "delay":
-        await new Promise((resolve) => setTimeout(resolve, action.ms));
-        return undefined;
+        return new Promise((resolve) => setTimeout(resolve, action.ms)).then(next);
       case "disconnect":
         this.#ctx.logger.info("fault: disconnect", { conn: this.#conn, stage });
         return "disconnect";
@@ -99,51 +108,51 @@ export class SessionHandler implements ConnectionHandler {
     }
   }
 
-  async helo(_verb: "HELO" | "EHLO", domain: string): Promise<Verdict> {
-    return (await this.#fault("helo", domain)) ?? null;
+  helo(_verb: "HELO" | "EHLO", domain: string): MaybePromise<Verdict> {
+    return this.#stage("helo", domain, () => null);
   }
 
-  async mail(reversePath: string, params: Params): Promise<Verdict> {
-    const fault = await this.#fault("mail", reversePath);
-    if (fault !== undefined) return fault;
-    const cb = this.#ctx.options.onMailFrom;
-    if (!cb) return null;
-    return await this.#callback("onMailFrom", () => cb(reversePath, params), {
-      code: 550,
-      enhanced: "5.7.1",
-      lines: ["Sender rejected"],
+  mail(reversePath: string, params: Params): MaybePromise<Verdict> {
+    return this.#stage("mail", reversePath, () => {
+      const cb = this.#ctx.options.onMailFrom;
+      if (!cb) return null;
+      return this.#callback("onMailFrom", () => cb(reversePath, params), {
+        code: 550,
+        enhanced: "5.7.1",
+        lines: ["Sender rejected"],
+      });
     });
   }
 
-  async rcpt(forwardPath: string, params: Params): Promise<Verdict> {
-    const fault = await this.#fault("rcpt", forwardPath);
-    if (fault !== undefined) return fault;
-    const cb = this.#ctx.options.onRcptTo;
-    if (!cb) return null;
-    return await this.#callback("onRcptTo", () => cb(forwardPath, params), {
-      code: 550,
-      enhanced: "5.1.1",
-      lines: [`<${forwardPath}>: Recipient address rejected`],
+  rcpt(forwardPath: string, params: Params): MaybePromise<Verdict> {
+    return this.#stage("rcpt", forwardPath, () => {
+      const cb = this.#ctx.options.onRcptTo;
+      if (!cb) return null;
+      return this.#callback("onRcptTo", () => cb(forwardPath, params), {
+        code: 550,
+        enhanced: "5.1.1",
+        lines: [`<${forwardPath}>: Recipient address rejected`],
+      });
     });
   }
 
-  async auth(request: AuthRequest): Promise<Verdict> {
-    const fault = await this.#fault("auth", request.username);
-    if (fault !== undefined) return fault;
-    const { options, credentials } = this.#ctx;
-    if (options.onAuth) {
+  auth(request: AuthRequest): MaybePromise<Verdict> {
+    return this.#stage("auth", request.username, () => {
+      const { options, credentials } = this.#ctx;
       const onAuth = options.onAuth;
-      return await this.#callback(
-        "onAuth",
-        () => onAuth(request.username, request.password ?? "", request.mechanism),
-        REPLY_AUTH_FAILED,
-      );
-    }
-    if (!credentials) return null; // SPEC §4: without --auth-file any credentials succeed
-    const ok = request.mechanism === "CRAM-MD5"
-      ? credentials.checkCramMd5(request.username, request.challenge ?? "", request.digest ?? "")
-      : credentials.check(request.username, request.password ?? "");
-    return ok ? null : REPLY_AUTH_FAILED;
+      if (onAuth) {
+        return this.#callback(
+          "onAuth",
+          () => onAuth(request.username, request.password ?? "", request.mechanism),
+          REPLY_AUTH_FAILED,
+        );
+      }
+      if (!credentials) return null; // SPEC §4: without --auth-file any credentials succeed
+      const ok = request.mechanism === "CRAM-MD5"
+        ? credentials.checkCramMd5(request.username, request.challenge ?? "", request.digest ?? "")
+        : credentials.check(request.username, request.password ?? "");
+      return ok ? null : REPLY_AUTH_FAILED;
+    });
   }
 
   messageStart(_via: "DATA" | "BDAT"): Decision {
@@ -174,8 +183,8 @@ export class SessionHandler implements ConnectionHandler {
     this.#sink = null;
     if (!sink) return { reply: REPLY_SPOOL_UNWRITABLE };
     // The `data` stage's argument is the sender, so `data~^bounce@` can target one flow.
-    const fault = await this.#fault("data", envelope.mailFrom);
-    if (fault !== undefined) {
+    const fault = await this.#stage("data", envelope.mailFrom, () => null);
+    if (fault !== null) {
       sink.abort();
       return fault === "disconnect" ? fault : { reply: fault };
     }
@@ -194,24 +203,21 @@ export class SessionHandler implements ConnectionHandler {
       sink.abort();
       return { reply: this.#spoolFailure(e) };
     }
-    if (this.#gone) {
-      // SPEC §3: a message that got no 250 never appears with a .json.
-      await this.#ctx.withdraw(meta.id);
-      return { reply: REPLY_SPOOL_UNWRITABLE };
-    }
     const emlPath = this.#ctx.emlPath(meta.id);
     const onMessage = this.#ctx.options.onMessage;
-    if (onMessage) {
-      // The library's onMessage may still refuse: then the message is withdrawn (.json first).
-      const decision = await this.#callback("onMessage", () => onMessage(meta, emlPath), {
+    // The library's onMessage may still refuse it.
+    const decision = onMessage && !this.#gone
+      ? await this.#callback("onMessage", () => onMessage(meta, emlPath), {
         code: 554,
         enhanced: "5.7.1",
         lines: ["Message rejected"],
-      });
-      if (decision || this.#gone) {
-        await this.#ctx.withdraw(meta.id);
-        return { reply: decision ?? REPLY_SPOOL_UNWRITABLE };
-      }
+      })
+      : null;
+    // SPEC §3: a message that got no 250 never appears with a .json, also when
+    // its client left while it was being committed.
+    if (decision || this.#gone) {
+      await this.#ctx.withdraw(meta.id);
+      return { reply: decision ?? REPLY_SPOOL_UNWRITABLE };
     }
     const ms = Date.now() - this.#messageStarted;
     return {

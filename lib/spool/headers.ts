@@ -7,6 +7,7 @@
  */
 
 import type { Meta } from "./meta.ts";
+import { concatBytes } from "./_bytes.ts";
 
 /** Header names (lower case) → metadata keys. */
 const WANTED: ReadonlyMap<string, keyof Meta["headers"]> = new Map([
@@ -67,7 +68,7 @@ export function parseHeaderFields(prefix: Uint8Array): Meta["headers"] {
     const key = WANTED.get(current.name);
     if (key !== undefined && out[key] === undefined) {
       // Unfolding removes each CRLF (here: line break) that precedes WSP.
-      const raw = decodeBytes(concat(current.lines));
+      const raw = decodeBytes(concatBytes(current.lines));
       out[key] = (DECODED.has(current.name) ? decodeRfc2047(raw) : raw).trim();
     }
     current = null;
@@ -122,7 +123,7 @@ export function decodeRfc2047(s: string): string {
   let run: { charset: string; chunks: Uint8Array[]; raw: string } | null = null;
   const flush = (): void => {
     if (run === null) return;
-    parts.push(decodeCharset(run.charset, concat(run.chunks)) ?? run.raw);
+    parts.push(decodeCharset(run.charset, concatBytes(run.chunks)) ?? run.raw);
     run = null;
   };
 
@@ -208,17 +209,4 @@ function decodeBytes(bytes: Uint8Array): string {
   } catch {
     return LATIN1.decode(bytes);
   }
-}
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  if (chunks.length === 1) return chunks[0]!;
-  let length = 0;
-  for (const c of chunks) length += c.length;
-  const out = new Uint8Array(length);
-  let offset = 0;
-  for (const c of chunks) {
-    out.set(c, offset);
-    offset += c.length;
-  }
-  return out;
 }

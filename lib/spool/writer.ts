@@ -12,6 +12,7 @@ import { buildMeta, type Meta, type MetaInput } from "./meta.ts";
 import { parseHeaderFields } from "./headers.ts";
 import { LOCK_FILE, recoverSpool, type RecoveryReport, TMP_DIR } from "./recover.ts";
 import { absolutePath, DirSyncer, joinPath, removeQuietly, renameOver } from "./fsync.ts";
+import { concatBytes } from "./_bytes.ts";
 
 /**
  * Bytes gathered before a write to the file: few syscalls for DATA's many
@@ -294,7 +295,7 @@ class Sink implements MessageSink {
         receivedAt: new Date().toISOString(),
         size: this.#size,
         sha256: this.#hash.digest("hex"),
-        headers: parseHeaderFields(concat(this.#prefix)),
+        headers: parseHeaderFields(concatBytes(this.#prefix)),
       });
       const text = new TextEncoder().encode(JSON.stringify(meta, null, 2) + "\n");
       const jsonFile = Deno.openSync(tmpJson, { write: true, createNew: true });
@@ -349,7 +350,7 @@ class Sink implements MessageSink {
 
   #flush(): void {
     if (this.#pendingLength === 0 || this.#file === null) return;
-    const bytes = concat(this.#pending);
+    const bytes = concatBytes(this.#pending);
     this.#pending = [];
     this.#pendingLength = 0;
     writeAll(this.#file, bytes);
@@ -376,17 +377,4 @@ function writeAll(file: Deno.FsFile, bytes: Uint8Array): void {
   while (offset < bytes.length) {
     offset += file.writeSync(bytes.subarray(offset));
   }
-}
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  if (chunks.length === 1) return chunks[0]!;
-  let length = 0;
-  for (const chunk of chunks) length += chunk.length;
-  const out = new Uint8Array(length);
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return out;
 }
