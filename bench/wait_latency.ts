@@ -5,14 +5,8 @@
  */
 
 const repo = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
-const perms = [
-  "--allow-read",
-  "--allow-write",
-  "--allow-net",
-  "--allow-env",
-  "--allow-run",
-  "--allow-sys=hostname",
-];
+/** The product's permission list (Makefile PERMS, deno.json tasks). */
+const perms = ["--allow-all"];
 const sp = await Deno.makeTempDir({ prefix: "waitlat-" });
 const ready = `${sp}.ready`;
 const server = new Deno.Command(Deno.execPath(), {

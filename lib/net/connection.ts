@@ -7,8 +7,9 @@
  * @module
  */
 
-import type { Socket } from "node:net";
+import { Socket } from "node:net";
 import type { SecureContext, TLSSocket } from "node:tls";
+import { concatBytes } from "../bytes.ts";
 import { Session } from "../smtp/session.ts";
 import { formatReply, REPLY_SHUTDOWN, REPLY_TIMEOUT } from "../smtp/reply.ts";
 import type {
@@ -20,6 +21,7 @@ import type {
   SessionConfig,
 } from "../smtp/events.ts";
 import { HANDSHAKE_TIMEOUT_MS, tlsInfo, upgradeServerSocket } from "./starttls.ts";
+import type { WireSocket } from "./wire_socket.ts";
 
 /** A handler's answer to a pausing event: accept (`null`), reject (a reply) or drop the connection. */
 export type Verdict = Decision | "disconnect";
@@ -81,7 +83,7 @@ const READ_HIGH_WATER = 256 * 1024;
 const CLOSE_GRACE_MS = 2000;
 
 export class Connection {
-  #socket: Socket;
+  #socket: WireSocket;
   #session: Session;
   #options: ConnectionOptions;
   #out: Uint8Array[] = [];
@@ -97,7 +99,7 @@ export class Connection {
   #onData = (chunk: Uint8Array) => this.#receive(chunk);
   #onClose = () => this.#finish("closed");
 
-  constructor(socket: Socket, options: ConnectionOptions) {
+  constructor(socket: WireSocket, options: ConnectionOptions) {
     this.#socket = socket;
     this.#options = options;
     this.#session = new Session(options.config);
@@ -128,7 +130,7 @@ export class Connection {
     this.#finish(reason);
   }
 
-  #attach(socket: Socket): void {
+  #attach(socket: WireSocket): void {
     socket.on("data", this.#onData);
     socket.on("error", () => this.destroy("socket error"));
     socket.on("close", this.#onClose);
@@ -166,6 +168,7 @@ export class Connection {
         // Everything received is parsed: only now may the socket read again,
         // so a client pipelining through slow commits cannot grow memory.
         this.#backlog = 0;
+        this.#socket.consumed?.();
         if (this.#paused && !this.#closing) {
           this.#paused = false;
           this.#socket.resume();
@@ -306,6 +309,8 @@ export class Connection {
   async #startTls(): Promise<void> {
     const plain = this.#socket;
     const context = this.#options.secureContext;
+    // Plain listeners use node:net whenever TLS is configured (listener.ts).
+    if (!(plain instanceof Socket)) throw new Error("STARTTLS needs a node:net socket");
     // CVE-2011-0411: nothing read after STARTTLS may reach the session. The
     // session dropped what it had; stop reading plaintext before the 220 goes out.
     plain.removeListener("data", this.#onData);
@@ -313,7 +318,7 @@ export class Connection {
     const queued = this.#out;
     this.#out = [];
     // The 220 must be out before the handshake starts reading the socket.
-    await new Promise<void>((done) => plain.write(concat(queued), () => done()));
+    await new Promise<void>((done) => plain.write(concatBytes(queued), () => done()));
     if (!context) throw new Error("STARTTLS offered without a TLS context");
     plain.setTimeout(0);
     let secure: TLSSocket;
@@ -345,7 +350,7 @@ export class Connection {
     const chunks = this.#out;
     this.#out = [];
     const socket = this.#socket;
-    const drained = socket.write(chunks.length === 1 ? chunks[0]! : concat(chunks));
+    const drained = socket.write(concatBytes(chunks));
     const after = this.#afterFlush;
     this.#afterFlush = [];
     for (const fn of after) fn();
@@ -422,16 +427,4 @@ function settle<T>(value: T | Promise<T>, apply: (v: T) => void): Promise<void> 
   if (value instanceof Promise) return value.then(apply);
   apply(value);
   return null;
-}
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  let length = 0;
-  for (const c of chunks) length += c.length;
-  const out = new Uint8Array(length);
-  let offset = 0;
-  for (const c of chunks) {
-    out.set(c, offset);
-    offset += c.length;
-  }
-  return out;
 }

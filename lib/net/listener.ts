@@ -1,18 +1,31 @@
 /**
- * Binds `--listen` / `--listen-tls` addresses with `node:net` (needed for the
- * server side of STARTTLS: `Deno.startTls` is client-only) and hands every
- * accepted socket to the server.
+ * Binds `--listen` / `--listen-tls` addresses and hands every accepted socket
+ * to the server: with `node:net` where TLS may be needed (the server side of
+ * STARTTLS upgrades only a `node:net` socket; `Deno.startTls` is client-only),
+ * with `Deno.listen` otherwise (`native_socket.ts`: less CPU per reply, one
+ * reused read buffer).
  *
  * @module
  */
 
 import { createServer, type Server, type Socket } from "node:net";
+import { NativeSocket } from "./native_socket.ts";
+import type { WireSocket } from "./wire_socket.ts";
 
 export interface ListenSpec {
   host: string;
   port: number;
   /** Implicit TLS (SMTPS): the server wraps each socket before the greeting. */
   tls: boolean;
+}
+
+export interface BindOptions {
+  /**
+   * Accept with `Deno.listen` (a `NativeSocket`) instead of `node:net`. Only
+   * for a plain listener of a server without TLS: such sockets cannot be
+   * upgraded.
+   */
+  native?: boolean;
 }
 
 export interface BoundListener {
@@ -37,21 +50,81 @@ const BIND_REASONS: Record<string, string> = {
   EAFNOSUPPORT: "address family not supported",
 };
 
+/** The same errors as Deno names them. */
+const DENO_CODES: Record<string, string> = {
+  AddrInUse: "EADDRINUSE",
+  PermissionDenied: "EACCES",
+  AddrNotAvailable: "EADDRNOTAVAIL",
+};
+
+/** After a failed accept (EMFILE and the like), wait this long before the next. */
+const ACCEPT_RETRY_MS = 50;
+
+type OnSocket = (socket: WireSocket, listener: BoundListener) => void;
+
 /** Binds one listener; resolves once it accepts connections. */
 export function bindListener(
   spec: ListenSpec,
-  onSocket: (socket: Socket, listener: BoundListener) => void,
+  onSocket: OnSocket,
+  options: BindOptions = {},
 ): Promise<BoundListener> {
+  return options.native && !spec.tls ? bindNative(spec, onSocket) : bindNode(spec, onSocket);
+}
+
+function labelOf(spec: ListenSpec): string {
+  return spec.host.includes(":") ? `[${spec.host}]:${spec.port}` : `${spec.host}:${spec.port}`;
+}
+
+function listenError(spec: ListenSpec, e: unknown): ListenError {
+  const error = e as { code?: string; name?: string };
+  const code = error.code ?? DENO_CODES[error.name ?? ""] ?? "";
+  const reason = BIND_REASONS[code] ?? (e instanceof Error ? e.message : String(e));
+  return new ListenError(`cannot listen on ${labelOf(spec)}: ${reason}`);
+}
+
+function bindNative(spec: ListenSpec, onSocket: OnSocket): Promise<BoundListener> {
+  let socket: Deno.TcpListener;
+  try {
+    socket = Deno.listen({ hostname: spec.host, port: spec.port, transport: "tcp" });
+  } catch (e: unknown) {
+    return Promise.reject(listenError(spec, e));
+  }
+  let closed = false;
+  const listener: BoundListener = {
+    address: spec.host,
+    port: socket.addr.port,
+    tls: false,
+    close: () => {
+      closed = true;
+      try {
+        socket.close();
+      } catch {
+        // Already closed.
+      }
+      return accepting;
+    },
+  };
+  const accepting = (async () => {
+    while (!closed) {
+      let conn: Deno.TcpConn;
+      try {
+        conn = await socket.accept();
+      } catch {
+        if (closed) return;
+        // Out of descriptors and the like: the server must live on.
+        await new Promise((r) => setTimeout(r, ACCEPT_RETRY_MS));
+        continue;
+      }
+      onSocket(new NativeSocket(conn), listener);
+    }
+  })();
+  return Promise.resolve(listener);
+}
+
+function bindNode(spec: ListenSpec, onSocket: OnSocket): Promise<BoundListener> {
   const server: Server = createServer({ allowHalfOpen: false });
-  const label = spec.host.includes(":")
-    ? `[${spec.host}]:${spec.port}`
-    : `${spec.host}:${spec.port}`;
   return new Promise((resolve, reject) => {
-    const onError = (e: unknown) => {
-      const code = (e as { code?: string }).code ?? "";
-      const reason = BIND_REASONS[code] ?? (e instanceof Error ? e.message : String(e));
-      reject(new ListenError(`cannot listen on ${label}: ${reason}`));
-    };
+    const onError = (e: unknown) => reject(listenError(spec, e));
     server.once("error", onError);
     server.listen({ host: spec.host, port: spec.port, exclusive: true }, () => {
       server.off("error", onError);

@@ -6,11 +6,12 @@
  * @module
  */
 
-import type { Socket } from "node:net";
+import { Socket } from "node:net";
 import { join, resolve } from "node:path";
 import { fileSink, Logger, type LogSink } from "../log.ts";
 import { Connection } from "../net/connection.ts";
 import { bindListener, type BoundListener, ListenError } from "../net/listener.ts";
+import type { WireSocket } from "../net/wire_socket.ts";
 import { HANDSHAKE_TIMEOUT_MS, tlsInfo, upgradeServerSocket } from "../net/starttls.ts";
 import { formatReply, REPLY_TOO_MANY_CONNECTIONS } from "../smtp/reply.ts";
 import type { Reply, SessionConfig } from "../smtp/events.ts";
@@ -36,7 +37,7 @@ export interface ServerHandle {
   finished: Promise<void>;
 }
 
-function clientOf(socket: Socket): { address: string; port: number } {
+function clientOf(socket: WireSocket): { address: string; port: number } {
   return { address: plainAddress(socket.remoteAddress), port: socket.remotePort ?? 0 };
 }
 
@@ -93,7 +94,10 @@ class Server {
   async bind(): Promise<void> {
     try {
       for (const spec of this.#setup.listeners) {
-        this.#listeners.push(await bindListener(spec, (socket, l) => this.#accept(socket, l)));
+        // Without TLS no socket is ever upgraded: Deno.listen's are cheaper.
+        const native = this.#setup.tls === null;
+        const accept = (socket: WireSocket, l: BoundListener) => this.#accept(socket, l);
+        this.#listeners.push(await bindListener(spec, accept, { native }));
       }
     } catch (e: unknown) {
       await Promise.all(this.#listeners.map((l) => l.close()));
@@ -118,7 +122,7 @@ class Server {
     }
   }
 
-  async #accept(socket: Socket, listener: BoundListener): Promise<void> {
+  async #accept(socket: WireSocket, listener: BoundListener): Promise<void> {
     socket.on("error", () => socket.destroy());
     if (this.#stopping) {
       socket.destroy();
@@ -133,10 +137,12 @@ class Server {
       if (!released) this.#active--;
       released = true;
     };
-    let stream: Socket = socket;
+    let stream: WireSocket = socket;
     let tls = null;
     if (listener.tls) {
       try {
+        // TLS listeners are node:net ones (listener.ts).
+        if (!(socket instanceof Socket)) throw new Error("TLS needs a node:net socket");
         const secure = await upgradeServerSocket(
           socket,
           this.#setup.tls!.secureContext,
@@ -229,7 +235,7 @@ class Server {
   }
 
   /** Answers instead of the greeting and closes (RFC 5321 §3.1 allows closing after it). */
-  #refuse(socket: Socket, reply: Reply, conn: number, client: string): void {
+  #refuse(socket: WireSocket, reply: Reply, conn: number, client: string): void {
     this.#logger.info("reply", {
       conn,
       client,

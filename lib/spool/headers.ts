@@ -7,7 +7,7 @@
  */
 
 import type { Meta } from "./meta.ts";
-import { concatBytes } from "./_bytes.ts";
+import { concatBytes } from "../bytes.ts";
 
 /** Header names (lower case) → metadata keys. */
 const WANTED: ReadonlyMap<string, keyof Meta["headers"]> = new Map([

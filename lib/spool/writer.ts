@@ -12,7 +12,7 @@ import { buildMeta, type Meta, type MetaInput } from "./meta.ts";
 import { parseHeaderFields } from "./headers.ts";
 import { LOCK_FILE, recoverSpool, type RecoveryReport, TMP_DIR } from "./recover.ts";
 import { absolutePath, DirSyncer, joinPath, removeQuietly, renameOver } from "./fsync.ts";
-import { concatBytes } from "./_bytes.ts";
+import { concatBytes } from "../bytes.ts";
 
 /**
  * Bytes gathered before a write to the file: few syscalls for DATA's many

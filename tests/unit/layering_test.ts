@@ -223,7 +223,7 @@ const LAYERS: Layer[] = [
   {
     name: "lib/spool",
     owns: inDir("lib/spool/"),
-    allows: (d) => d.startsWith("lib/spool/") || d === "node:crypto",
+    allows: (d) => d.startsWith("lib/spool/") || d === "lib/bytes.ts" || d === "node:crypto",
   },
   {
     name: "lib/net",
@@ -232,8 +232,8 @@ const LAYERS: Layer[] = [
     // ephemeral --tls-self-signed certificate; node:crypto alone cannot.
     allows: (d) =>
       d.startsWith("lib/net/") || d.startsWith("lib/smtp/") || d === "lib/log.ts" ||
-      d === "lib/units.ts" ||
-      ["node:net", "node:tls", "node:crypto", "@peculiar/x509", "reflect-metadata"].includes(d),
+      d === "lib/units.ts" || d === "lib/bytes.ts" ||
+      ["node:net", "node:tls", "node:events", "node:crypto", "@peculiar/x509", "reflect-metadata"].includes(d),
   },
   {
     name: "lib/cli",
@@ -247,8 +247,8 @@ const LAYERS: Layer[] = [
       (d.startsWith("lib/") && !d.startsWith("lib/cli/")) || isNode(d) || npmNames().includes(d),
   },
   {
-    name: "lib/log.ts and lib/units.ts (leaves)",
-    owns: (f) => f === "lib/log.ts" || f === "lib/units.ts",
+    name: "lib/log.ts, lib/units.ts and lib/bytes.ts (leaves)",
+    owns: (f) => ["lib/log.ts", "lib/units.ts", "lib/bytes.ts"].includes(f),
     allows: isNode,
   },
 ];

@@ -1,5 +1,5 @@
 /**
- * Byte helpers shared by the spool's files (lib/spool imports only lib/spool).
+ * Byte helpers shared by the socket layer and the spool (a leaf: imports nothing).
  *
  * @module
  */
