@@ -24,8 +24,10 @@ const WANTED: ReadonlyMap<string, keyof Meta["headers"]> = new Map([
  */
 const DECODED: ReadonlySet<string> = new Set(["subject", "from", "to"]);
 
-/** RFC 5322 §3.6.8: ftext is %d33-57 / %d59-126; §4.5 (obsolete) allows WSP before the colon. */
-const FIELD_REGEXP = /^([\x21-\x39\x3b-\x7e]+)[ \t]*:(.*)$/s;
+/** The longest wanted name ("message-id"): longer names are skipped unread. */
+const MAX_WANTED_NAME = 10;
+/** Longer decoded values go through `TextDecoder` (`fromCharCode.apply` takes every byte as an argument). */
+const MAX_ASCII_FAST = 4096;
 
 /**
  * RFC 2047 §2: `=?charset?encoding?encoded-text?=`. The charset may carry an
@@ -90,11 +92,9 @@ export function parseHeaderFields(prefix: Uint8Array): Meta["headers"] {
       continue;
     }
     finish();
-    const match = FIELD_REGEXP.exec(LATIN1.decode(line.subarray(0, 1000)));
-    if (match === null) continue; // not a field (an mbox "From " line, garbage)
-    const name = match[1]!.toLowerCase();
-    if (!WANTED.has(name) || out[WANTED.get(name)!] !== undefined) continue;
     const colon = line.indexOf(0x3a);
+    const name = wantedName(line, colon);
+    if (name === null || out[WANTED.get(name)!] !== undefined) continue;
     current = { name, lines: [line.subarray(colon + 1)] };
   }
   finish();
@@ -203,7 +203,35 @@ function decodeCharset(charset: string, bytes: Uint8Array): string | null {
   }
 }
 
+/**
+ * The lower-case name of a wanted field, or null (not a field, or not
+ * wanted). RFC 5322 §3.6.8: ftext is %d33-57 / %d59-126; §4.5 (obsolete)
+ * allows WSP before the colon. Works on bytes: decoding every header line
+ * cost more than the rest of the parse.
+ */
+function wantedName(line: Uint8Array, colon: number): string | null {
+  if (colon < 0) return null;
+  let end = colon;
+  while (end > 0 && (line[end - 1] === 0x20 || line[end - 1] === 0x09)) end--;
+  if (end === 0 || end > MAX_WANTED_NAME) return null;
+  let name = "";
+  for (let i = 0; i < end; i++) {
+    const b = line[i]!;
+    if (b < 0x21 || b > 0x7e) return null; // the colon itself cannot occur before `colon`
+    name += String.fromCharCode(b >= 0x41 && b <= 0x5a ? b + 0x20 : b);
+  }
+  return WANTED.has(name) ? name : null;
+}
+
+function isAscii(bytes: Uint8Array): boolean {
+  for (let i = 0; i < bytes.length; i++) if (bytes[i]! >= 0x80) return false;
+  return true;
+}
+
 function decodeBytes(bytes: Uint8Array): string {
+  if (bytes.length <= MAX_ASCII_FAST && isAscii(bytes)) {
+    return String.fromCharCode.apply(null, bytes as unknown as number[]);
+  }
   try {
     return UTF8_FATAL.decode(bytes);
   } catch {
