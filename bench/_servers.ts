@@ -16,6 +16,8 @@ export interface BenchContext {
   root: string;
   /** Scratch directory, git-ignored (`bench/out`). */
   out: string;
+  /** Where each run's spool directory is made (`BENCH_SPOOL_DIR`, default `out`). */
+  spools: string;
   /** The Deno executable. */
   deno: string;
   /** PEM certificate and key for peers that need one for STARTTLS; null without openssl. */

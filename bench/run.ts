@@ -10,6 +10,7 @@
  * - `BENCH_SERVERS` (default all): names or families, e.g. `smtpd,sink`
  *   (`smtpd` selects smtpd, smtpd-nofsync and smtpd-tls).
  * - `BENCH_RESULTS` (default bench/RESULTS.md): where the Markdown goes.
+ * - `BENCH_SPOOL_DIR` (default bench/out): where each run's spool is made.
  *
  * @module
  */
@@ -126,7 +127,7 @@ async function measure(
       row.error = `not available: ${known}`;
       return row;
     }
-    const spool = `${context.out}/spool-${server.name}-${benchCase.name}-${run}`;
+    const spool = `${context.spools}/spool-${server.name}-${benchCase.name}-${run}`;
     await removeSpool(spool);
     let running;
     try {
@@ -175,15 +176,20 @@ async function main(): Promise<number> {
   const root = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
   const out = `${root}/bench/out`;
   await Deno.mkdir(out, { recursive: true });
+  // Where the servers' spools go: a slow directory slows every server that
+  // stores, so the report probes it (machine facts, "file creation in it").
+  const spools = Deno.env.get("BENCH_SPOOL_DIR") || out;
+  await Deno.mkdir(spools, { recursive: true });
   const resultsPath = Deno.env.get("BENCH_RESULTS") || `${root}/bench/RESULTS.md`;
   const context: BenchContext = {
     root,
     out,
+    spools,
     deno: Deno.execPath(),
     tls: await peerCertificate(out),
   };
 
-  const facts = await machineFacts(context.deno, out);
+  const facts = await machineFacts(context.deno, spools);
   const header = [
     "| machine | |",
     "|---|---|",

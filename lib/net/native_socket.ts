@@ -191,7 +191,13 @@ export class NativeSocket extends EventEmitter implements WireSocket {
       this.#touch();
       this.#lent |= 1 << slot;
       if (n === buffer.length && this.#readBytes < MAX_READ_BYTES) this.#readBytes *= 4;
-      this.emit("data", buffer.subarray(0, n));
+      try {
+        this.emit("data", buffer.subarray(0, n));
+      } catch (e: unknown) {
+        // A listener's bug costs this connection, never the process.
+        this.#fail(e);
+        return;
+      }
     }
   }
 
