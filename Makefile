@@ -32,6 +32,12 @@ endif
 # tests/unit/permissions_test.ts fails when the three drift apart.
 PERMS := --allow-all
 
+# Modules `deno compile` cannot find by itself: workers are not bundled unless
+# included. Without it the binary still works, hashing large messages on the
+# main thread, and says so in a warning. Must equal deno.json tasks.compile's
+# --include flags and name every worker in lib/ (tests/unit/permissions_test.ts).
+INCLUDES := --include lib/spool/hash_worker.ts
+
 TARGETS := x86_64-unknown-linux-gnu aarch64-unknown-linux-gnu x86_64-apple-darwin \
 	aarch64-apple-darwin x86_64-pc-windows-msvc
 
@@ -75,7 +81,7 @@ test-e2e: $(DENO)
 	$(DENO) test $(E2E_FLAGS) tests/e2e
 
 build: $(DENO)
-	$(DENO) compile $(PERMS) --output dist/smtpd main.ts
+	$(DENO) compile $(PERMS) $(INCLUDES) --output dist/smtpd main.ts
 
 release: $(DENO)
 	@mkdir -p dist
@@ -85,10 +91,10 @@ release: $(DENO)
 	    rt="$(DENORT_DIR)/denort-$$t$$exe"; \
 	    [ -f "$$rt" ] || { echo "make release: $$rt missing" >&2; exit 1; }; \
 	    echo "== $$t (denort $$rt)"; \
-	    env DENORT_BIN="$$rt" $(DENO) compile $(PERMS) --target $$t --output dist/smtpd-$$t$$exe main.ts; \
+	    env DENORT_BIN="$$rt" $(DENO) compile $(PERMS) $(INCLUDES) --target $$t --output dist/smtpd-$$t$$exe main.ts; \
 	  else \
 	    echo "== $$t"; \
-	    env -u DENORT_BIN $(DENO) compile $(PERMS) --target $$t --output dist/smtpd-$$t$$exe main.ts; \
+	    env -u DENORT_BIN $(DENO) compile $(PERMS) $(INCLUDES) --target $$t --output dist/smtpd-$$t$$exe main.ts; \
 	  fi; \
 	done
 

@@ -364,7 +364,14 @@ export async function serve(options: ServeOptions = {}): Promise<ServerHandle> {
   const spoolDir = resolve(options.spool ?? DEFAULTS.spool);
   let spool: SpoolWriter;
   try {
-    spool = await SpoolWriter.open({ dir: spoolDir, fsync: options.noFsync !== true });
+    spool = await SpoolWriter.open({
+      dir: spoolDir,
+      fsync: options.noFsync !== true,
+      onHashWorkerFailure: (reason) =>
+        logger.warn("hash worker unavailable: large messages hashed on the main thread", {
+          error: reason,
+        }),
+    });
   } catch (e: unknown) {
     if (e instanceof SpoolError) throw new StartupError(e.message);
     throw e;

@@ -13,6 +13,7 @@ import { parseHeaderFields } from "./headers.ts";
 import { LOCK_FILE, recoverSpool, type RecoveryReport, TMP_DIR } from "./recover.ts";
 import { absolutePath, DirSyncer, joinPath, removeQuietly, renameOver } from "./fsync.ts";
 import { concatBytes } from "../bytes.ts";
+import { type FileHash, hashFile, HashWorker } from "./file_hasher.ts";
 
 /**
  * Bytes gathered before a write to the file: few syscalls for DATA's many
@@ -24,6 +25,10 @@ const IS_WINDOWS = Deno.build.os === "windows";
 const WRITE_BUFFER_BYTES = 64 * 1024;
 /** Bytes kept for {@linkcode parseHeaderFields}; bounds memory whatever the header size. */
 const HEADER_PREFIX_BYTES = 64 * 1024;
+/** A message larger than this is hashed by the worker (file_hasher.ts), smaller ones inline. */
+const WORKER_HASH_BYTES = 1024 * 1024;
+/** How far the file grows between two notes to the hash worker. */
+const WORKER_ADVANCE_BYTES = 1024 * 1024;
 
 /**
  * A failure of the spool, which the server answers with a temporary error
@@ -69,6 +74,11 @@ export interface SpoolWriterOptions {
   dir: string;
   /** Whether commit fsyncs data and directory entries (false for `--no-fsync`). */
   fsync: boolean;
+  /**
+   * Told once, with a one-line reason, when the hash worker cannot run and
+   * large messages are hashed on the main thread (slower, same result).
+   */
+  onHashWorkerFailure?: (reason: string) => void;
 }
 
 /** One message being received; from {@linkcode SpoolWriter.begin}. */
@@ -121,16 +131,24 @@ export class SpoolWriter {
   readonly #fsync: boolean;
   readonly #ids = new IdGenerator();
   readonly #dirSync: DirSyncer;
+  readonly #hashWorker: HashWorker;
   #closed = false;
 
   readonly #lock: Deno.FsFile;
 
-  private constructor(dir: string, fsync: boolean, recovery: RecoveryReport, lock: Deno.FsFile) {
+  private constructor(
+    options: SpoolWriterOptions & { dir: string },
+    recovery: RecoveryReport,
+    lock: Deno.FsFile,
+  ) {
     this.#lock = lock;
-    this.dir = dir;
-    this.#tmp = joinPath(dir, TMP_DIR);
-    this.#fsync = fsync;
-    this.#dirSync = new DirSyncer(dir);
+    this.dir = options.dir;
+    this.#tmp = joinPath(options.dir, TMP_DIR);
+    this.#fsync = options.fsync;
+    this.#dirSync = new DirSyncer(options.dir);
+    this.#hashWorker = new HashWorker(
+      options.onHashWorkerFailure ? { onFailure: options.onHashWorkerFailure } : {},
+    );
     this.recovery = recovery;
   }
 
@@ -172,7 +190,7 @@ export class SpoolWriter {
       lock?.close();
       throw toSpoolError(e, action);
     }
-    return new SpoolWriter(dir, options.fsync, recovery, lock);
+    return new SpoolWriter({ ...options, dir }, recovery, lock);
   }
 
   /**
@@ -198,6 +216,7 @@ export class SpoolWriter {
       tmp: this.#tmp,
       fsync: this.#fsync,
       dirSync: this.#dirSync,
+      hashWorker: this.#hashWorker,
     });
   }
 
@@ -219,6 +238,7 @@ export class SpoolWriter {
     if (this.#closed) return;
     this.#closed = true;
     await this.#dirSync.idle();
+    this.#hashWorker.close();
     this.#lock.close();
   }
 }
@@ -228,14 +248,21 @@ interface SinkContext {
   tmp: string;
   fsync: boolean;
   dirSync: DirSyncer;
+  hashWorker: HashWorker;
 }
 
 class Sink implements MessageSink {
   readonly id: string;
   #size = 0;
+  /** Bytes in the file (the rest of `#size` waits in `#pending`). */
+  #written = 0;
   #file: Deno.FsFile | null;
   readonly #ctx: SinkContext;
-  readonly #hash: Hash = createHash("sha256");
+  /** Inline sha256 until the message outgrows {@linkcode WORKER_HASH_BYTES}. */
+  #hash: Hash | null = createHash("sha256");
+  /** The worker's job once it took over; it hashes the file from its start. */
+  #remote: FileHash | null = null;
+  #remoteNoted = 0;
   #pending: Uint8Array[] = [];
   #pendingLength = 0;
   readonly #prefix: Uint8Array[] = [];
@@ -257,7 +284,7 @@ class Sink implements MessageSink {
       throw new SpoolError("unwritable", `Cannot write message ${this.id}: it is ${this.#state}`);
     }
     if (bytes.length === 0) return;
-    this.#hash.update(bytes);
+    this.#hash?.update(bytes);
     this.#size += bytes.length;
     if (this.#prefixLength < HEADER_PREFIX_BYTES) {
       const take = Math.min(bytes.length, HEADER_PREFIX_BYTES - this.#prefixLength);
@@ -266,7 +293,7 @@ class Sink implements MessageSink {
     }
     try {
       if (this.#pendingLength === 0 && bytes.length >= WRITE_BUFFER_BYTES) {
-        writeAll(this.#file, bytes); // big enough alone: no copy
+        this.#writeFile(bytes); // big enough alone: no copy
         return;
       }
       this.#pending.push(bytes.slice());
@@ -294,7 +321,7 @@ class Sink implements MessageSink {
         id: this.id,
         receivedAt: new Date().toISOString(),
         size: this.#size,
-        sha256: this.#hash.digest("hex"),
+        sha256: await this.#digest(tmpEml),
         headers: parseHeaderFields(concatBytes(this.#prefix)),
       });
       const text = new TextEncoder().encode(JSON.stringify(meta, null, 2) + "\n");
@@ -333,6 +360,7 @@ class Sink implements MessageSink {
       return meta;
     } catch (e: unknown) {
       this.#state = "done";
+      this.#remote?.drop();
       this.#closeFile();
       // The .json goes first: without it the .eml is an invisible orphan.
       removeQuietly(json);
@@ -344,6 +372,7 @@ class Sink implements MessageSink {
   abort(): void {
     if (this.#state !== "open") return;
     this.#state = "done";
+    this.#remote?.drop();
     this.#closeFile();
     removeQuietly(joinPath(this.#ctx.tmp, `${this.id}.eml`));
   }
@@ -353,7 +382,35 @@ class Sink implements MessageSink {
     const bytes = concatBytes(this.#pending);
     this.#pending = [];
     this.#pendingLength = 0;
-    writeAll(this.#file, bytes);
+    this.#writeFile(bytes);
+  }
+
+  #writeFile(bytes: Uint8Array): void {
+    writeAll(this.#file!, bytes);
+    this.#written += bytes.length;
+    if (this.#remote !== null) {
+      if (this.#written - this.#remoteNoted < WORKER_ADVANCE_BYTES) return;
+      this.#remote.advance(this.#written);
+      this.#remoteNoted = this.#written;
+    } else if (this.#written >= WORKER_HASH_BYTES) {
+      this.#remote = this.#ctx.hashWorker.start(
+        joinPath(this.#ctx.tmp, `${this.id}.eml`),
+        this.#written,
+      );
+      if (this.#remote === null) return; // no worker: keep hashing inline
+      this.#remoteNoted = this.#written;
+      this.#hash = null;
+    }
+  }
+
+  /** The sha256 of the whole (flushed) file: inline, by the worker, or re-read if it failed. */
+  async #digest(path: string): Promise<string> {
+    if (this.#hash !== null) return this.#hash.digest("hex");
+    try {
+      return await this.#remote!.finish(this.#written);
+    } catch {
+      return hashFile(path);
+    }
   }
 
   #closeFile(): void {

@@ -6,7 +6,8 @@
  */
 
 import assert from "node:assert/strict";
-import { permissionFlags, readSpool, repoPath } from "../helpers/launcher.ts";
+import { createHash } from "node:crypto";
+import { includedModules, permissionFlags, readSpool, repoPath } from "../helpers/launcher.ts";
 import { RawClient } from "../helpers/raw_client.ts";
 
 const DENORT = Deno.env.get("DENORT_BIN");
@@ -15,6 +16,9 @@ if (!DENORT) {
     "compiled_test: skipped: DENORT_BIN is not set, and deno compile cannot download denort here\n",
   ));
 }
+
+/** 3 MiB of 64-octet lines: big enough for the hash worker. */
+const BIG_BODY = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ\r\n".repeat(49152);
 
 async function output(cmd: string, args: string[], env: Record<string, string> = {}) {
   const out = await new Deno.Command(cmd, { args, env, stdout: "piped", stderr: "piped" }).output();
@@ -33,6 +37,7 @@ Deno.test({
       const compiled = await output(Deno.execPath(), [
         "compile",
         ...permissionFlags(task),
+        ...includedModules(task).flatMap((path) => ["--include", repoPath(path)]),
         "--output",
         binary,
         repoPath("main.ts"),
@@ -53,7 +58,7 @@ Deno.test({
         stdout: "null",
         stderr: "piped",
       }).spawn();
-      const stderr = child.stderr.pipeTo(new WritableStream());
+      const stderr = new Response(child.stderr).text();
       let port = 0;
       for (let i = 0; i < 200 && port === 0; i++) {
         try {
@@ -71,15 +76,22 @@ Deno.test({
         }
         assert.equal((await client.command("DATA")).code, 354);
         assert.equal((await client.command("Subject: compiled\r\n\r\nhi\r\n.")).code, 250);
+        // Above 1 MiB the hash worker takes over: it must be in the binary.
+        for (const line of ["MAIL FROM:<a@example.com>", "RCPT TO:<b@example.com>", "DATA"]) {
+          assert.ok((await client.command(line)).code < 400, line);
+        }
+        assert.equal((await client.command(`Subject: big\r\n\r\n${BIG_BODY}.`)).code, 250);
       } finally {
         client.close();
       }
       child.kill("SIGTERM");
       assert.equal((await child.status).code, 0);
-      await stderr;
-      const [message] = await readSpool(spool);
+      assert.doesNotMatch(await stderr, /hash worker unavailable/);
+      const [message, big] = await readSpool(spool);
       assert.equal(message?.meta.headers.subject, "compiled");
       assert.equal(new TextDecoder().decode(message?.eml), "Subject: compiled\r\n\r\nhi\r\n");
+      const bigEml = `Subject: big\r\n\r\n${BIG_BODY}`;
+      assert.equal(big?.meta.sha256, createHash("sha256").update(bigEml).digest("hex"));
     } finally {
       await Deno.remove(dir, { recursive: true });
     }

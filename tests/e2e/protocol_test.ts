@@ -107,6 +107,33 @@ Deno.test("e2e: 8-bit body bytes and a long message line are stored exactly", as
   assert.equal(msg.meta.mailParams.BODY, "8BITMIME");
 });
 
+Deno.test("e2e: a 6 MiB message with stuffed dots is stored byte for byte (hash worker)", async () => {
+  await using s = await ehloed();
+  // Lines starting with dots, bare CR and LF, 8-bit bytes: above 1 MiB the
+  // sha256 comes from the worker reading the file back.
+  const lines: string[] = ["Subject: six MiB\r\n\r\n"];
+  for (let i = 0, length = 0; length < 6 * 1024 * 1024; i++) {
+    const line = i % 3 === 0
+      ? `.${i} dot\r\n`
+      : i % 7 === 0
+      ? `x\ry\nz.${i} \u00e9\r\n`
+      : `${"w".repeat(i % 200)}\r\n`;
+    lines.push(line);
+    length += line.length;
+  }
+  const message = lines.join("");
+  const c = s.client;
+  assert.equal((await c.command("MAIL FROM:<a@example.com>")).code, 250);
+  assert.equal((await c.command("RCPT TO:<b@example.com>")).code, 250);
+  assert.equal((await c.command("DATA")).code, 354);
+  const wire = enc.encode(stuff(message));
+  for (let at = 0; at < wire.length; at += 99_991) await c.send(wire.subarray(at, at + 99_991));
+  queuedId(await c.readReply());
+  const [msg] = await s.server.messages();
+  assert.ok(msg);
+  await assertStored(msg, message);
+});
+
 Deno.test("e2e: pipelined commands in one write get their replies in order", async () => {
   await using s = await ehloed();
   const c = s.client;

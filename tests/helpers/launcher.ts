@@ -39,6 +39,11 @@ export function permissionFlags(task: string): string[] {
   return task.split(/\s+/).filter((t) => /^(--allow-|--deny-|-A$)/.test(t));
 }
 
+/** The `--include PATH` values of a `deno compile …` task string or Makefile line. */
+export function includedModules(task: string): string[] {
+  return [...task.matchAll(/--include[=\s]+(\S+)/g)].map((m) => m[1]!);
+}
+
 /** Permission flags of `deno.json` `tasks.run`: the ones the product ships with. */
 export function runPermissions(): string[] {
   const config = JSON.parse(Deno.readTextFileSync(repoPath("deno.json")));

@@ -223,7 +223,9 @@ const LAYERS: Layer[] = [
   {
     name: "lib/spool",
     owns: inDir("lib/spool/"),
-    allows: (d) => d.startsWith("lib/spool/") || d === "lib/bytes.ts" || d === "node:crypto",
+    allows: (d) =>
+      d.startsWith("lib/spool/") || d === "lib/bytes.ts" || d === "node:crypto" ||
+      d === "node:url",
   },
   {
     name: "lib/net",

@@ -6,7 +6,7 @@
  */
 
 import assert from "node:assert/strict";
-import { permissionFlags, repoPath, runPermissions } from "../helpers/launcher.ts";
+import { includedModules, permissionFlags, repoPath, runPermissions } from "../helpers/launcher.ts";
 
 /** Reads `deno.json`'s tasks. */
 function tasks(): Record<string, string> {
@@ -54,6 +54,39 @@ Deno.test("permissions: the Makefile build and release use PERMS", () => {
   for (const line of compiles) assert.match(line, /compile \$\(PERMS\) /, line.trim());
   const runs = text.split("\n").filter((l) => /\$\(DENO\) run /.test(l));
   for (const line of runs) assert.match(line, /run \$\(PERMS\) /, line.trim());
+});
+
+/** Every `new URL("./x_worker.ts", import.meta.url)` in lib/, as repository paths. */
+function workerModules(): string[] {
+  const found: string[] = [];
+  const walk = (dir: string) => {
+    for (const entry of Deno.readDirSync(repoPath(dir))) {
+      const path = `${dir}/${entry.name}`;
+      if (entry.isDirectory) walk(path);
+      else if (path.endsWith(".ts")) {
+        const text = Deno.readTextFileSync(repoPath(path));
+        for (
+          const m of text.matchAll(/new URL\("\.\/([\w./-]+_worker\.ts)", import\.meta\.url\)/g)
+        ) {
+          found.push(`${dir}/${m[1]}`);
+        }
+      }
+    }
+  };
+  walk("lib");
+  return found.sort();
+}
+
+Deno.test("compile includes: deno.json, the Makefile and lib's workers agree", () => {
+  const workers = workerModules();
+  assert.deepEqual(workers, ["lib/spool/hash_worker.ts"]);
+  assert.deepEqual(includedModules(tasks().compile ?? "").sort(), workers);
+  const text = Deno.readTextFileSync(repoPath("Makefile"));
+  const m = /^INCLUDES\s*:?=(.*)$/m.exec(text);
+  assert.ok(m, "Makefile defines INCLUDES");
+  assert.deepEqual(includedModules(m[1]!).sort(), workers);
+  const compiles = text.split("\n").filter((l) => /\$\(DENO\) compile /.test(l));
+  for (const line of compiles) assert.match(line, /\$\(PERMS\) \$\(INCLUDES\) /, line.trim());
 });
 
 Deno.test("permissionFlags keeps permission flags and drops the rest", () => {

@@ -98,6 +98,36 @@ Deno.test("SpoolWriter stores large and empty messages byte for byte", async () 
   }
 });
 
+Deno.test("SpoolWriter: messages above 1 MiB are hashed by the worker, aborts drop their job", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const failures: string[] = [];
+    const spool = await SpoolWriter.open({
+      dir,
+      fsync: false,
+      onHashWorkerFailure: (reason) => failures.push(reason),
+    });
+    const big = new Uint8Array(5 * 1024 * 1024 + 3);
+    for (let i = 0; i < big.length; i++) big[i] = (i * 13) & 0xff;
+    const [kept, dropped] = [spool.begin(), spool.begin()];
+    for (let at = 0; at < big.length; at += 100_000) {
+      const piece = big.subarray(at, at + 100_000);
+      kept.write(piece);
+      if (at < 3_000_000) dropped.write(piece);
+    }
+    dropped.abort();
+    const meta = await kept.commit(input());
+    assert.equal(meta.size, big.length);
+    assert.equal(meta.sha256, createHash("sha256").update(big).digest("hex"));
+    assert.deepEqual(await Deno.readFile(`${dir}/${meta.id}.eml`), big);
+    assert.deepEqual(await names(`${dir}/.tmp`), []);
+    assert.deepEqual(failures, []);
+    await spool.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("SpoolWriter: abort leaves nothing and is idempotent", async () => {
   const dir = await Deno.makeTempDir();
   try {
