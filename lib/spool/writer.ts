@@ -29,6 +29,12 @@ const HEADER_PREFIX_BYTES = 64 * 1024;
 const WORKER_HASH_BYTES = 1024 * 1024;
 /** How far the file grows between two notes to the hash worker. */
 const WORKER_ADVANCE_BYTES = 1024 * 1024;
+/**
+ * With fsync on, a large message's data is synced every this many bytes
+ * while it arrives, so the disk writes it back during the transfer rather
+ * than all at the end (1 GiB: the final fsync took 0.65 s on its own).
+ */
+const EARLY_SYNC_BYTES = 8 * 1024 * 1024;
 
 /**
  * A failure of the spool, which the server answers with a temporary error
@@ -263,6 +269,9 @@ class Sink implements MessageSink {
   /** The worker's job once it took over; it hashes the file from its start. */
   #remote: FileHash | null = null;
   #remoteNoted = 0;
+  /** The early data sync in flight: resolves to its error, or null. Never rejects. */
+  #earlySync: Promise<unknown> | null = null;
+  #earlySynced = 0;
   #pending: Uint8Array[] = [];
   #pendingLength = 0;
   readonly #prefix: Uint8Array[] = [];
@@ -317,6 +326,9 @@ class Sink implements MessageSink {
     const file = this.#file;
     try {
       this.#flush();
+      // A failed early sync may have lost pages that a later fsync no longer reports.
+      const earlyError = await this.#earlySync;
+      if (earlyError) throw earlyError;
       const meta = buildMeta(input, {
         id: this.id,
         receivedAt: new Date().toISOString(),
@@ -388,6 +400,7 @@ class Sink implements MessageSink {
   #writeFile(bytes: Uint8Array): void {
     writeAll(this.#file!, bytes);
     this.#written += bytes.length;
+    if (this.#ctx.fsync && this.#written - this.#earlySynced >= EARLY_SYNC_BYTES) this.#syncEarly();
     if (this.#remote !== null) {
       if (this.#written - this.#remoteNoted < WORKER_ADVANCE_BYTES) return;
       this.#remote.advance(this.#written);
@@ -401,6 +414,22 @@ class Sink implements MessageSink {
       this.#remoteNoted = this.#written;
       this.#hash = null;
     }
+  }
+
+  #syncEarly(): void {
+    if (this.#earlySync !== null) {
+      // One at a time; the next starts when this one ends and enough is new.
+      return;
+    }
+    this.#earlySynced = this.#written;
+    const sync: Promise<unknown> = this.#file!.syncData().then(
+      () => {
+        if (this.#earlySync === sync) this.#earlySync = null;
+        return null;
+      },
+      (e: unknown) => e, // kept (never cleared): commit fails with it
+    );
+    this.#earlySync = sync;
   }
 
   /** The sha256 of the whole (flushed) file: inline, by the worker, or re-read if it failed. */

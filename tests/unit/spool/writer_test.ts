@@ -128,6 +128,29 @@ Deno.test("SpoolWriter: messages above 1 MiB are hashed by the worker, aborts dr
   }
 });
 
+Deno.test("SpoolWriter: with fsync, a 40 MiB message synced while it arrives is stored whole", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const spool = await SpoolWriter.open({ dir, fsync: true });
+    const piece = new Uint8Array(256 * 1024).map((_, i) => i & 0xff);
+    const sink = spool.begin();
+    const hash = createHash("sha256");
+    for (let i = 0; i < 160; i++) {
+      piece[0] = i;
+      sink.write(piece);
+      hash.update(piece);
+      if (i % 16 === 0) await new Promise((r) => setTimeout(r, 0)); // let early syncs finish
+    }
+    const meta = await sink.commit(input());
+    assert.equal(meta.size, 160 * piece.length);
+    assert.equal(meta.sha256, hash.digest("hex"));
+    assert.equal((await Deno.stat(`${dir}/${meta.id}.eml`)).size, meta.size);
+    await spool.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("SpoolWriter: abort leaves nothing and is idempotent", async () => {
   const dir = await Deno.makeTempDir();
   try {
