@@ -416,11 +416,9 @@ class Sink implements MessageSink {
     }
   }
 
+  /** One early sync at a time; the next starts once it ended and enough is new. */
   #syncEarly(): void {
-    if (this.#earlySync !== null) {
-      // One at a time; the next starts when this one ends and enough is new.
-      return;
-    }
+    if (this.#earlySync !== null) return;
     this.#earlySynced = this.#written;
     const sync: Promise<unknown> = this.#file!.syncData().then(
       () => {
