@@ -7,7 +7,15 @@
 
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { includedModules, permissionFlags, readSpool, repoPath } from "../helpers/launcher.ts";
+import {
+  includedModules,
+  permissionFlags,
+  poll,
+  readReadyFile,
+  readSpool,
+  READY_TIMEOUT_MS,
+  repoPath,
+} from "../helpers/launcher.ts";
 import { RawClient } from "../helpers/raw_client.ts";
 
 const DENORT = Deno.env.get("DENORT_BIN");
@@ -59,15 +67,8 @@ Deno.test({
         stderr: "piped",
       }).spawn();
       const stderr = new Response(child.stderr).text();
-      let port = 0;
-      for (let i = 0; i < 200 && port === 0; i++) {
-        try {
-          port = JSON.parse(await Deno.readTextFile(ready)).listeners[0].port;
-        } catch {
-          await new Promise((r) => setTimeout(r, 50));
-        }
-      }
-      assert.ok(port > 0, "the ready file appeared");
+      const { port } = (await poll("the ready file", READY_TIMEOUT_MS, () => readReadyFile(ready)))
+        .listeners[0]!;
       const client = await RawClient.connect(port);
       try {
         await client.readReply();

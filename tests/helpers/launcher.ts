@@ -144,6 +144,20 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
+/**
+ * The contents of a `--ready-file`, or undefined while it is not there yet
+ * (SPEC §2 writes it atomically, so a parse error is "not yet" too). For {@linkcode poll}.
+ */
+export async function readReadyFile(path: string): Promise<ReadyInfo | undefined> {
+  try {
+    const parsed = JSON.parse(await Deno.readTextFile(path));
+    if (parsed?.listeners?.length) return parsed as ReadyInfo;
+  } catch {
+    // Not there yet.
+  }
+  return undefined;
+}
+
 /** Polls `probe` every 25 ms until it returns a value other than undefined, or throws on timeout. */
 export async function poll<T>(
   what: string,
@@ -363,14 +377,11 @@ export async function startServer(
       `ready file ${readyFile}`,
       opts.readyTimeoutMs ?? READY_TIMEOUT_MS,
       async () => {
-        try {
-          const parsed = JSON.parse(await Deno.readTextFile(readyFile));
-          if (parsed?.listeners?.length) return parsed as ReadyInfo;
-        } catch {
-          // Not there yet; SPEC §2 writes it atomically, so a parse error is "not yet" too.
+        const info = await readReadyFile(readyFile);
+        if (info === undefined && exited) {
+          throw new Error("server exited before writing the ready file");
         }
-        if (exited) throw new Error("server exited before writing the ready file");
-        return undefined;
+        return info;
       },
     );
   } catch (e: unknown) {

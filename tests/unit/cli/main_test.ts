@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { type Io, run, VERSION } from "../../../lib/cli/main.ts";
+import { poll, readReadyFile } from "../../helpers/launcher.ts";
 
 const decoder = new TextDecoder();
 const encoder = new TextEncoder();
@@ -365,15 +366,8 @@ Deno.test("run serves until --exit-after, and send, list and show work against i
       { SMTPD_SPOOL: spoolDir, SMTPD_NO_FSYNC: "1" },
       capture(),
     );
-    let port = 0;
-    for (let i = 0; i < 200 && port === 0; i++) {
-      try {
-        port = JSON.parse(await Deno.readTextFile(ready)).listeners[0].port;
-      } catch {
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    }
-    assert.ok(port > 0, "no ready file");
+    const { port } = (await poll("the ready file", 10_000, () => readReadyFile(ready)))
+      .listeners[0]!;
     const sent = capture("Subject: round trip\n\n.dot\n");
     const argv = [
       "send",
