@@ -200,11 +200,11 @@ async function launch(options: LaunchOptions): Promise<RunningServer> {
   }
 }
 
-/** The run permissions pinned in deno.json `tasks.run` (SPEC §1: same as the binary). */
-async function runPermissions(root: string): Promise<string[]> {
+/** The runtime flags pinned in deno.json `tasks.run` (permissions, V8 flags: same as the binary). */
+async function runFlags(root: string): Promise<string[]> {
   const config = JSON.parse(await Deno.readTextFile(`${root}/deno.json`));
   const task: string = config?.tasks?.run ?? "";
-  return task.split(/\s+/).filter((word) => word.startsWith("--allow-"));
+  return task.split(/\s+/).filter((word) => /^(--allow-|--v8-flags=)/.test(word));
 }
 
 function smtpd(name: string, flags: string[], description: string): ServerSpec {
@@ -225,7 +225,7 @@ function smtpd(name: string, flags: string[], description: string): ServerSpec {
       const argv = [
         context.deno,
         "run",
-        ...(await runPermissions(context.root)),
+        ...(await runFlags(context.root)),
         "main.ts",
         "--listen",
         "127.0.0.1:0",

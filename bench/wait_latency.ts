@@ -5,8 +5,8 @@
  */
 
 const repo = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
-/** The product's permission list (Makefile PERMS, deno.json tasks). */
-const perms = ["--allow-all"];
+/** The product's runtime flags (Makefile RUNTIME_FLAGS, deno.json tasks). */
+const perms = ["--allow-all", "--v8-flags=--expose-gc,--max-semi-space-size=2"];
 const sp = await Deno.makeTempDir({ prefix: "waitlat-" });
 const ready = `${sp}.ready`;
 const server = new Deno.Command(Deno.execPath(), {

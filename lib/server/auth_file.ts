@@ -5,7 +5,8 @@
  * @module
  */
 
-import { createHash, createHmac, timingSafeEqual } from "node:crypto";
+import { timingSafeEqual } from "node:crypto";
+import { hmac, sha256 } from "../native_memory.ts";
 
 /** A user name ends at the first `:`; it has no white space. */
 const USER_REGEXP = /^[^\s:]+$/;
@@ -52,7 +53,7 @@ export class Credentials {
    */
   checkCramMd5(user: string, challenge: string, hexDigest: string): boolean {
     const stored = this.#passwords.get(user);
-    const expected = createHmac("md5", stored ?? "").update(challenge).digest("hex");
+    const expected = hmac("md5", stored ?? "").update(challenge).digest("hex");
     return sameSecret(expected, hexDigest.toLowerCase()) && stored !== undefined;
   }
 }
@@ -62,8 +63,8 @@ export class Credentials {
  * compare SHA-256 digests, which also hides the secret's length.
  */
 function sameSecret(a: string, b: string): boolean {
-  const digestA = createHash("sha256").update(a).digest();
-  const digestB = createHash("sha256").update(b).digest();
+  const digestA = sha256().update(a).digest();
+  const digestB = sha256().update(b).digest();
   return timingSafeEqual(digestA, digestB);
 }
 

@@ -13,7 +13,7 @@
  * @module
  */
 
-import { createHash } from "node:crypto";
+import { sha256 } from "../native_memory.ts";
 import { fileURLToPath } from "node:url";
 
 /** What the main thread asks of the worker, in order, per job. */
@@ -174,7 +174,7 @@ export class HashWorker {
  * @returns The hex digest.
  */
 export function hashFile(path: string): string {
-  const hash = createHash("sha256");
+  const hash = sha256();
   const buffer = new Uint8Array(1 << 20);
   const file = Deno.openSync(path, { read: true });
   try {

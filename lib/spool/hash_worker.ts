@@ -11,7 +11,8 @@
  * @module
  */
 
-import { createHash, type Hash } from "node:crypto";
+import type { Hash } from "node:crypto";
+import { sha256 } from "../native_memory.ts";
 import type { HashReply, HashRequest } from "./file_hasher.ts";
 
 interface Job {
@@ -60,7 +61,7 @@ scope.onmessage = (event) => {
     if (request.op === "start") {
       job = {
         file: Deno.openSync(request.path, { read: true }),
-        hash: createHash("sha256"),
+        hash: sha256(),
         offset: 0,
       };
       jobs.set(request.job, job);

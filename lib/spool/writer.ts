@@ -6,7 +6,8 @@
  * @module
  */
 
-import { createHash, type Hash } from "node:crypto";
+import type { Hash } from "node:crypto";
+import { sha256 } from "../native_memory.ts";
 import { IdGenerator } from "./id.ts";
 import { buildMeta, type Meta, type MetaInput } from "./meta.ts";
 import { parseHeaderFields } from "./headers.ts";
@@ -265,7 +266,7 @@ class Sink implements MessageSink {
   #file: Deno.FsFile | null;
   readonly #ctx: SinkContext;
   /** Inline sha256 until the message outgrows {@linkcode WORKER_HASH_BYTES}. */
-  #hash: Hash | null = createHash("sha256");
+  #hash: Hash | null = sha256();
   /** The worker's job once it took over; it hashes the file from its start. */
   #remote: FileHash | null = null;
   #remoteNoted = 0;

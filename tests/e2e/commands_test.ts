@@ -13,7 +13,7 @@ import {
   readSpool,
   repoPath,
   runCli,
-  runPermissions,
+  runFlags,
   type ServerProc,
   sha256Hex,
   startServer,
@@ -49,7 +49,7 @@ interface Spawned {
 function spawnCli(args: string[], timeoutMs = 60_000, stdin?: Uint8Array): Spawned {
   const signal = AbortSignal.timeout(timeoutMs);
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", ...runPermissions(), repoPath("main.ts"), ...args],
+    args: ["run", ...runFlags(), repoPath("main.ts"), ...args],
     // Like runCli: a developer's SMTPD_* variables must not change the test.
     env: {
       ...Object.fromEntries(

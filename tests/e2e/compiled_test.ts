@@ -9,12 +9,12 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import {
   includedModules,
-  permissionFlags,
   poll,
   readReadyFile,
   readSpool,
   READY_TIMEOUT_MS,
   repoPath,
+  runtimeFlags,
 } from "../helpers/launcher.ts";
 import { RawClient } from "../helpers/raw_client.ts";
 
@@ -44,7 +44,7 @@ Deno.test({
       const binary = `${dir}/smtpd${Deno.build.os === "windows" ? ".exe" : ""}`;
       const compiled = await output(Deno.execPath(), [
         "compile",
-        ...permissionFlags(task),
+        ...runtimeFlags(task),
         ...includedModules(task).flatMap((path) => ["--include", repoPath(path)]),
         "--output",
         binary,

@@ -1,14 +1,14 @@
 /**
  * `lib/mod.ts` as a library user sees it (SPEC §6): programs in fixtures/
  * call `serve(options)` with callbacks and run under `deno run` with the
- * product's permission flags. Rejecting and throwing callbacks, `onAuth`
+ * product's runtime flags. Rejecting and throwing callbacks, `onAuth`
  * against a map, `onMessage(meta, emlPath)`, then `close()` and `finished`.
  * The README's example (fixtures/known_recipients.ts) is driven by python3
  * smtplib.
  */
 
 import assert from "node:assert/strict";
-import { assertStored, poll, readSpool, runPermissions } from "../helpers/launcher.ts";
+import { assertStored, poll, readSpool, runFlags } from "../helpers/launcher.ts";
 import { queuedId, RawClient, stuff, transaction } from "../helpers/raw_client.ts";
 import { python, toolTest } from "../helpers/clients.ts";
 
@@ -40,7 +40,7 @@ class Program implements AsyncDisposable {
     const child = new Deno.Command(Deno.execPath(), {
       args: [
         "run",
-        ...runPermissions(),
+        ...runFlags(),
         new URL(`./fixtures/${fixture}`, import.meta.url).pathname,
         `${dir}/spool`,
         `${dir}/events.jsonl`,

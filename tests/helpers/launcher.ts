@@ -1,6 +1,6 @@
 /**
  * Runs the real `main.ts` for end-to-end tests, the way a user runs it:
- * `deno run` with the permission flags pinned in `deno.json` (so a missing
+ * `deno run` with the runtime flags pinned in `deno.json` (so a missing
  * permission fails here, not in a user's CI), `--listen 127.0.0.1:0`, a
  * `--ready-file` to learn the port, and a fresh spool. Helpers layer like
  * go-smtp's `testServer` → `testServerGreeted` → `testServerEhlo`:
@@ -34,9 +34,9 @@ export function repoPath(relative: string): string {
   return fromFileUrl(new URL(relative, REPO_ROOT));
 }
 
-/** The permission flags in a `deno run …`/`deno compile …` task string. */
-export function permissionFlags(task: string): string[] {
-  return task.split(/\s+/).filter((t) => /^(--allow-|--deny-|-A$)/.test(t));
+/** The runtime flags (permissions, V8 flags) in a `deno run …`/`deno compile …` task string. */
+export function runtimeFlags(task: string): string[] {
+  return task.split(/\s+/).filter((t) => /^(--allow-|--deny-|-A$|--v8-flags=)/.test(t));
 }
 
 /** The `--include PATH` values of a `deno compile …` task string or Makefile line. */
@@ -44,13 +44,13 @@ export function includedModules(task: string): string[] {
   return [...task.matchAll(/--include[=\s]+(\S+)/g)].map((m) => m[1]!);
 }
 
-/** Permission flags of `deno.json` `tasks.run`: the ones the product ships with. */
-export function runPermissions(): string[] {
+/** Runtime flags of `deno.json` `tasks.run`: the ones the product ships with. */
+export function runFlags(): string[] {
   const config = JSON.parse(Deno.readTextFileSync(repoPath("deno.json")));
   const task: unknown = config?.tasks?.run;
   if (typeof task !== "string") throw new Error("deno.json has no tasks.run string");
-  const flags = permissionFlags(task);
-  if (flags.length === 0) throw new Error(`deno.json tasks.run has no permission flags: ${task}`);
+  const flags = runtimeFlags(task);
+  if (flags.length === 0) throw new Error(`deno.json tasks.run has no runtime flags: ${task}`);
   return flags;
 }
 
@@ -349,7 +349,7 @@ export async function startServer(
   const stderrPath = `${dir}/stderr.log`;
   const stdoutPath = `${dir}/stdout.log`;
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", ...runPermissions(), repoPath("main.ts"), ...extra, ...args],
+    args: ["run", ...runFlags(), repoPath("main.ts"), ...extra, ...args],
     cwd: dir,
     env: cleanEnv(opts.env),
     clearEnv: true,
@@ -434,7 +434,7 @@ export async function runCli(
   const timer = setTimeout(() => abort.abort(), opts.timeoutMs ?? 30_000);
   try {
     const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", ...runPermissions(), repoPath("main.ts"), ...args],
+      args: ["run", ...runFlags(), repoPath("main.ts"), ...args],
       cwd: opts.cwd ?? tmp!,
       env: cleanEnv(env),
       clearEnv: true,

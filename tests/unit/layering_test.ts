@@ -224,7 +224,8 @@ const LAYERS: Layer[] = [
     name: "lib/spool",
     owns: inDir("lib/spool/"),
     allows: (d) =>
-      d.startsWith("lib/spool/") || d === "lib/bytes.ts" || d === "node:crypto" ||
+      d.startsWith("lib/spool/") || d === "lib/bytes.ts" || d === "lib/native_memory.ts" ||
+      d === "node:crypto" ||
       d === "node:url",
   },
   {
@@ -250,8 +251,8 @@ const LAYERS: Layer[] = [
       (d.startsWith("lib/") && !d.startsWith("lib/cli/")) || isNode(d) || npmNames().includes(d),
   },
   {
-    name: "lib/log.ts, lib/units.ts and lib/bytes.ts (leaves)",
-    owns: (f) => ["lib/log.ts", "lib/units.ts", "lib/bytes.ts"].includes(f),
+    name: "lib/log.ts, lib/units.ts, lib/bytes.ts and lib/native_memory.ts (leaves)",
+    owns: (f) => ["lib/log.ts", "lib/units.ts", "lib/bytes.ts", "lib/native_memory.ts"].includes(f),
     allows: isNode,
   },
 ];
