@@ -83,6 +83,7 @@ export class DirSyncer {
   readonly path: string;
   #running: Promise<void> | null = null;
   #queued: Promise<void> | null = null;
+  #handle: Deno.FsFile | null = null;
 
   /** @param path The directory to fsync. */
   constructor(path: string) {
@@ -112,25 +113,39 @@ export class DirSyncer {
     }
   }
 
+  /** Waits for fsyncs in flight, then releases the directory handle. */
+  async close(): Promise<void> {
+    await this.idle();
+    this.#handle?.close();
+    this.#handle = null;
+  }
+
   #start(): Promise<void> {
-    const run: Promise<void> = fsyncDir(this.path).finally(() => {
+    const run: Promise<void> = this.#fsync().finally(() => {
       if (this.#running === run) this.#running = null;
     });
     this.#running = run;
     return run;
   }
-}
 
-async function fsyncDir(path: string): Promise<void> {
-  const dir = await Deno.open(path, { read: true });
-  try {
-    await dir.sync();
-  } catch (e: unknown) {
-    // Some file systems (FUSE, some network mounts) cannot fsync a directory
-    // and say EINVAL/ENOTSUP; the rename is as durable as they can make it.
-    const code = (e as { code?: unknown } | null)?.code;
-    if (code !== "EINVAL" && code !== "ENOTSUP" && code !== "EOPNOTSUPP") throw e;
-  } finally {
-    dir.close();
+  /**
+   * The directory stays open between fsyncs: an async open costs a
+   * thread-pool round trip, and every fsync round of every commit waited
+   * for it. After a failure it is opened afresh (the directory may have
+   * been replaced).
+   */
+  async #fsync(): Promise<void> {
+    try {
+      this.#handle ??= Deno.openSync(this.path, { read: true });
+      await this.#handle.sync();
+    } catch (e: unknown) {
+      // Some file systems (FUSE, some network mounts) cannot fsync a directory
+      // and say EINVAL/ENOTSUP; the rename is as durable as they can make it.
+      const code = (e as { code?: unknown } | null)?.code;
+      if (code === "EINVAL" || code === "ENOTSUP" || code === "EOPNOTSUPP") return;
+      this.#handle?.close();
+      this.#handle = null;
+      throw e;
+    }
   }
 }
