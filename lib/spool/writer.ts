@@ -338,33 +338,8 @@ class Sink implements MessageSink {
         headers: parseHeaderFields(concatBytes(this.#prefix)),
       });
       const text = new TextEncoder().encode(JSON.stringify(meta, null, 2) + "\n");
-      const jsonFile = Deno.openSync(tmpJson, { write: true, createNew: true });
-      try {
-        writeAll(jsonFile, text);
-        if (fsync && !IS_WINDOWS) {
-          // One round of fsyncs instead of three: the .eml takes its final
-          // name first (an .eml without .json is an orphan nobody reads and
-          // start-up removes), then its data, the .json's data and the
-          // directory entry are made durable together (the file system
-          // batches them into one journal commit). Only then may the .json
-          // appear. allSettled: the cleanup below must not race a pending fsync.
-          renameOver(tmpEml, eml);
-          const results = await Promise.allSettled([
-            file.syncData(),
-            jsonFile.syncData(),
-            dirSync.sync(),
-          ]);
-          for (const result of results) {
-            if (result.status === "rejected") throw result.reason;
-          }
-        } else if (fsync) {
-          // Windows: no directory fsync; NTFS journals the renames in order.
-          await file.syncData();
-          await jsonFile.syncData();
-        }
-      } finally {
-        jsonFile.close();
-      }
+      if (fsync) await this.#syncWithJson(file, tmpJson, text, tmpEml, eml);
+      else Deno.writeFileSync(tmpJson, text, { createNew: true }); // open, write, close: one call
       this.#closeFile();
       if (!fsync || IS_WINDOWS) renameOver(tmpEml, eml);
       renameOver(tmpJson, json);
@@ -379,6 +354,44 @@ class Sink implements MessageSink {
       removeQuietly(json);
       for (const path of [tmpJson, eml, tmpEml]) removeQuietly(path);
       throw toSpoolError(e, `Cannot write to spool "${dir}"`);
+    }
+  }
+
+  /**
+   * Writes the .json and makes the message durable. On POSIX one round of
+   * fsyncs instead of three: the .eml takes its final name first (an .eml
+   * without .json is an orphan nobody reads and start-up removes), then its
+   * data, the .json's data and the directory entry are made durable together
+   * (the file system batches them into one journal commit). Only then may the
+   * .json appear. allSettled: the caller's cleanup must not race a pending fsync.
+   */
+  async #syncWithJson(
+    file: Deno.FsFile,
+    tmpJson: string,
+    text: Uint8Array,
+    tmpEml: string,
+    eml: string,
+  ): Promise<void> {
+    const jsonFile = Deno.openSync(tmpJson, { write: true, createNew: true });
+    try {
+      writeAll(jsonFile, text);
+      if (IS_WINDOWS) {
+        // No directory fsync; NTFS journals the renames in order.
+        await file.syncData();
+        await jsonFile.syncData();
+        return;
+      }
+      renameOver(tmpEml, eml);
+      const results = await Promise.allSettled([
+        file.syncData(),
+        jsonFile.syncData(),
+        this.#ctx.dirSync.sync(),
+      ]);
+      for (const result of results) {
+        if (result.status === "rejected") throw result.reason;
+      }
+    } finally {
+      jsonFile.close();
     }
   }
 
