@@ -5,8 +5,9 @@
  */
 
 const repo = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
-/** The product's runtime flags (Makefile RUNTIME_FLAGS, deno.json tasks). */
-const perms = ["--allow-all", "--v8-flags=--expose-gc,--max-semi-space-size=2"];
+/** The product's runtime flags, as deno.json `tasks.run` pins them (permissions, V8 flags). */
+const runTask: string = JSON.parse(await Deno.readTextFile(`${repo}/deno.json`)).tasks.run;
+const perms = runTask.split(/\s+/).filter((word) => /^(--allow-|--v8-flags=)/.test(word));
 const sp = await Deno.makeTempDir({ prefix: "waitlat-" });
 const ready = `${sp}.ready`;
 const server = new Deno.Command(Deno.execPath(), {
