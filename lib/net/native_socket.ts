@@ -18,10 +18,16 @@ import { EventEmitter } from "node:events";
 import { concatBytes } from "../bytes.ts";
 import type { WireSocket } from "./wire_socket.ts";
 
-/** First read buffer: most SMTP reads are one command line. */
-const MIN_READ_BYTES = 16 * 1024;
+/** First read buffer: most SMTP reads are one command line (and 1,000 idle sessions hold one each). */
+const MIN_READ_BYTES = 4 * 1024;
 /** Reads that fill their buffer grow it up to this: a big message costs fewer reads. */
 const MAX_READ_BYTES = 256 * 1024;
+/**
+ * After this many reads in a row shorter than {@linkcode MIN_READ_BYTES}
+ * (commands again, or a slow sender), the buffers shrink back: a session
+ * that once received a big message does not keep 2 × 256 KiB for its life.
+ */
+const SHRINK_AFTER_SMALL_READS = 16;
 /** Above this many unwritten bytes `write` returns false (node's default). */
 const WRITE_HIGH_WATER = 16 * 1024;
 
@@ -39,6 +45,7 @@ export class NativeSocket extends EventEmitter implements WireSocket {
   /** Bit i: `#buffers[i]` holds bytes the consumer may still reference. */
   #lent = 0;
   #readBytes = MIN_READ_BYTES;
+  #smallReads = 0;
   #reading = false;
   #paused = false;
   #wake: (() => void) | null = null;
@@ -190,7 +197,7 @@ export class NativeSocket extends EventEmitter implements WireSocket {
       }
       this.#touch();
       this.#lent |= 1 << slot;
-      if (n === buffer.length && this.#readBytes < MAX_READ_BYTES) this.#readBytes *= 4;
+      this.#sizeReads(n, buffer.length);
       try {
         this.emit("data", buffer.subarray(0, n));
       } catch (e: unknown) {
@@ -201,12 +208,23 @@ export class NativeSocket extends EventEmitter implements WireSocket {
     }
   }
 
+  /** Grows the read size while reads fill their buffer; shrinks it after a run of small reads. */
+  #sizeReads(n: number, capacity: number): void {
+    if (n >= MIN_READ_BYTES || n === capacity) {
+      this.#smallReads = 0;
+      if (n === capacity && this.#readBytes < MAX_READ_BYTES) this.#readBytes *= 4;
+    } else if (this.#readBytes > MIN_READ_BYTES && ++this.#smallReads >= SHRINK_AFTER_SMALL_READS) {
+      this.#smallReads = 0;
+      this.#readBytes = MIN_READ_BYTES;
+    }
+  }
+
   /** A buffer the consumer does not reference, of the current read size. */
   #freeSlot(): number {
     // Both lent: the new buffer replaces slot 0 here, the old one stays with the consumer.
     const slot = (this.#lent & 1) === 0 ? 0 : (this.#lent & 2) === 0 ? 1 : 0;
     const buffer = this.#buffers[slot];
-    if (buffer === undefined || buffer.length < this.#readBytes || (this.#lent & (1 << slot))) {
+    if (buffer === undefined || buffer.length !== this.#readBytes || (this.#lent & (1 << slot))) {
       this.#buffers[slot] = new Uint8Array(this.#readBytes);
       this.#lent &= ~(1 << slot);
     }

@@ -164,3 +164,40 @@ Deno.test("NativeSocket: write returns false above the high-water mark and emits
     close();
   }
 });
+
+Deno.test("NativeSocket: read buffers grow while reads fill them, and shrink after small reads", async () => {
+  const { socket, client, close } = await pair();
+  try {
+    const sizes: number[] = [];
+    let received = 0;
+    const total = 1024 * 1024;
+    const bulk = new Promise<void>((resolve) => {
+      const on = (chunk: Uint8Array) => {
+        sizes.push(chunk.buffer.byteLength);
+        socket.consumed();
+        received += chunk.length;
+        if (received === total) {
+          socket.off("data", on);
+          resolve();
+        }
+      };
+      socket.on("data", on);
+    });
+    const body = new Uint8Array(total).fill(0x61);
+    for (let off = 0; off < total;) off += await client.write(body.subarray(off));
+    await bulk;
+    assert.equal(sizes[0], 4096, "the first read buffer is small");
+    assert.equal(Math.max(...sizes), 256 * 1024, "full reads grow it to 256 KiB");
+    // Commands again: sixteen short reads in a row bring the buffers back to 4 KiB.
+    let last = 0;
+    for (let i = 0; i < 20; i++) {
+      const next = nextChunk(socket);
+      await client.write(encoder.encode("NOOP\r\n"));
+      last = (await next).buffer.byteLength;
+      socket.consumed();
+    }
+    assert.equal(last, 4096);
+  } finally {
+    close();
+  }
+});
