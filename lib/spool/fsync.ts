@@ -83,7 +83,6 @@ export class DirSyncer {
   readonly path: string;
   #running: Promise<void> | null = null;
   #queued: Promise<void> | null = null;
-  #handle: Deno.FsFile | null = null;
 
   /** @param path The directory to fsync. */
   constructor(path: string) {
@@ -113,13 +112,6 @@ export class DirSyncer {
     }
   }
 
-  /** Waits for fsyncs in flight, then releases the directory handle. */
-  async close(): Promise<void> {
-    await this.idle();
-    this.#handle?.close();
-    this.#handle = null;
-  }
-
   #start(): Promise<void> {
     const run: Promise<void> = this.#fsync().finally(() => {
       if (this.#running === run) this.#running = null;
@@ -129,23 +121,21 @@ export class DirSyncer {
   }
 
   /**
-   * The directory stays open between fsyncs: an async open costs a
-   * thread-pool round trip, and every fsync round of every commit waited
-   * for it. After a failure it is opened afresh (the directory may have
-   * been replaced).
+   * Opened synchronously: an async open costs a thread-pool round trip, and
+   * every fsync round of every commit waited for it. Opened by path each
+   * time, so a directory replaced under the server is the one synced.
    */
   async #fsync(): Promise<void> {
+    const dir = Deno.openSync(this.path, { read: true });
     try {
-      this.#handle ??= Deno.openSync(this.path, { read: true });
-      await this.#handle.sync();
+      await dir.sync();
     } catch (e: unknown) {
       // Some file systems (FUSE, some network mounts) cannot fsync a directory
       // and say EINVAL/ENOTSUP; the rename is as durable as they can make it.
       const code = (e as { code?: unknown } | null)?.code;
-      if (code === "EINVAL" || code === "ENOTSUP" || code === "EOPNOTSUPP") return;
-      this.#handle?.close();
-      this.#handle = null;
-      throw e;
+      if (code !== "EINVAL" && code !== "ENOTSUP" && code !== "EOPNOTSUPP") throw e;
+    } finally {
+      dir.close();
     }
   }
 }

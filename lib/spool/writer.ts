@@ -244,7 +244,7 @@ export class SpoolWriter {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    await this.#dirSync.close();
+    await this.#dirSync.idle();
     this.#hashWorker.close();
     this.#lock.close();
   }

@@ -19,7 +19,7 @@ Deno.test({
       const later = syncer.sync();
       assert.notEqual(later, second);
       await later;
-      await syncer.close();
+      await syncer.idle();
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
@@ -35,7 +35,6 @@ Deno.test({
     await assert.rejects(syncer.sync(), Deno.errors.NotFound);
     await Deno.mkdir(`${dir}/missing`);
     await syncer.sync();
-    await syncer.close();
     await Deno.remove(dir, { recursive: true });
   },
 });
@@ -51,7 +50,6 @@ Deno.test({
       for (let i = 0; i < 200; i++) calls.push(syncer.sync());
       await Promise.all(calls);
       assert.equal(new Set(calls).size, 2, "one fsync in flight plus one shared by the rest");
-      await syncer.close();
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
