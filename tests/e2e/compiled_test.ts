@@ -98,3 +98,29 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "compiled binary: the pinned V8 flags are baked in (gc exposed for lib/native_memory.ts)",
+  ignore: !DENORT,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "smtpd-compiled-gc-" });
+    try {
+      const task: string = JSON.parse(Deno.readTextFileSync(repoPath("deno.json"))).tasks.compile;
+      const probe = `${dir}/probe.ts`;
+      await Deno.writeTextFile(probe, "console.log(typeof (globalThis as { gc?: unknown }).gc);\n");
+      const binary = `${dir}/probe${Deno.build.os === "windows" ? ".exe" : ""}`;
+      const compiled = await output(Deno.execPath(), [
+        "compile",
+        ...runtimeFlags(task),
+        "--output",
+        binary,
+        probe,
+      ], { DENORT_BIN: DENORT! });
+      assert.equal(compiled.code, 0, compiled.stderr);
+      const run = await output(binary, []);
+      assert.equal(run.stdout.trim(), "function", run.stderr);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
