@@ -28,6 +28,26 @@ if (!DENORT) {
 /** 3 MiB of 64-octet lines: big enough for the hash worker. */
 const BIG_BODY = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ\r\n".repeat(49152);
 
+/**
+ * `deno compile` with `deno.json` `tasks.compile`'s runtime flags (and its
+ * `--include`s when `includes`); returns `base` with the platform's suffix.
+ */
+async function compile(entry: string, base: string, includes: boolean): Promise<string> {
+  const task: string = JSON.parse(Deno.readTextFileSync(repoPath("deno.json"))).tasks.compile;
+  const binary = `${base}${Deno.build.os === "windows" ? ".exe" : ""}`;
+  const included = includes ? includedModules(task) : [];
+  const compiled = await output(Deno.execPath(), [
+    "compile",
+    ...runtimeFlags(task),
+    ...included.flatMap((path) => ["--include", repoPath(path)]),
+    "--output",
+    binary,
+    entry,
+  ], { DENORT_BIN: DENORT! });
+  assert.equal(compiled.code, 0, compiled.stderr);
+  return binary;
+}
+
 async function output(cmd: string, args: string[], env: Record<string, string> = {}) {
   const out = await new Deno.Command(cmd, { args, env, stdout: "piped", stderr: "piped" }).output();
   const text = (b: Uint8Array) => new TextDecoder().decode(b);
@@ -40,17 +60,7 @@ Deno.test({
   async fn() {
     const dir = await Deno.makeTempDir({ prefix: "smtpd-compiled-" });
     try {
-      const task: string = JSON.parse(Deno.readTextFileSync(repoPath("deno.json"))).tasks.compile;
-      const binary = `${dir}/smtpd${Deno.build.os === "windows" ? ".exe" : ""}`;
-      const compiled = await output(Deno.execPath(), [
-        "compile",
-        ...runtimeFlags(task),
-        ...includedModules(task).flatMap((path) => ["--include", repoPath(path)]),
-        "--output",
-        binary,
-        repoPath("main.ts"),
-      ], { DENORT_BIN: DENORT! });
-      assert.equal(compiled.code, 0, compiled.stderr);
+      const binary = await compile(repoPath("main.ts"), `${dir}/smtpd`, true);
 
       const version = await output(binary, ["--version"]);
       assert.equal(version.code, 0);
@@ -105,18 +115,9 @@ Deno.test({
   async fn() {
     const dir = await Deno.makeTempDir({ prefix: "smtpd-compiled-gc-" });
     try {
-      const task: string = JSON.parse(Deno.readTextFileSync(repoPath("deno.json"))).tasks.compile;
       const probe = `${dir}/probe.ts`;
       await Deno.writeTextFile(probe, "console.log(typeof (globalThis as { gc?: unknown }).gc);\n");
-      const binary = `${dir}/probe${Deno.build.os === "windows" ? ".exe" : ""}`;
-      const compiled = await output(Deno.execPath(), [
-        "compile",
-        ...runtimeFlags(task),
-        "--output",
-        binary,
-        probe,
-      ], { DENORT_BIN: DENORT! });
-      assert.equal(compiled.code, 0, compiled.stderr);
+      const binary = await compile(probe, `${dir}/probe`, false);
       const run = await output(binary, []);
       assert.equal(run.stdout.trim(), "function", run.stderr);
     } finally {
