@@ -201,7 +201,7 @@ async function launch(options: LaunchOptions): Promise<RunningServer> {
 }
 
 /** The runtime flags pinned in deno.json `tasks.run` (permissions, V8 flags: same as the binary). */
-async function runFlags(root: string): Promise<string[]> {
+export async function runFlags(root: string): Promise<string[]> {
   const config = JSON.parse(await Deno.readTextFile(`${root}/deno.json`));
   const task: string = config?.tasks?.run ?? "";
   return task.split(/\s+/).filter((word) => /^(--allow-|--v8-flags=)/.test(word));

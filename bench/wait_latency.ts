@@ -4,10 +4,11 @@
  * Run: `deno run -A bench/wait_latency.ts` (prints one JSON line).
  */
 
+import { runFlags } from "./_servers.ts";
+
 const repo = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 /** The product's runtime flags, as deno.json `tasks.run` pins them (permissions, V8 flags). */
-const runTask: string = JSON.parse(await Deno.readTextFile(`${repo}/deno.json`)).tasks.run;
-const perms = runTask.split(/\s+/).filter((word) => /^(--allow-|--v8-flags=)/.test(word));
+const perms = await runFlags(repo);
 const sp = await Deno.makeTempDir({ prefix: "waitlat-" });
 const ready = `${sp}.ready`;
 const server = new Deno.Command(Deno.execPath(), {
