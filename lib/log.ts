@@ -6,6 +6,8 @@
  * @module
  */
 
+import { encodeShared } from "./bytes.ts";
+
 export type LogLevel = "debug" | "info" | "warn" | "error";
 export type LogFormat = "text" | "json";
 export type LogFields = Record<string, unknown>;
@@ -25,12 +27,10 @@ export interface LoggerOptions {
   now?: () => Date;
 }
 
-const encoder = new TextEncoder();
-
 /** Write to stderr synchronously; a closed stderr is not worth a crash. */
 export function stderrSink(line: string): void {
   try {
-    Deno.stderr.writeSync(encoder.encode(line + "\n"));
+    writeAllSync(Deno.stderr, encodeShared(line + "\n"));
   } catch {
     // stderr gone (EPIPE): nothing sensible left to do with a log line.
   }
@@ -39,11 +39,12 @@ export function stderrSink(line: string): void {
 /** A sink appending to `path`, opened once. */
 export function fileSink(path: string): LogSink {
   const file = Deno.openSync(path, { append: true, create: true });
-  return (line) => {
-    const bytes = encoder.encode(line + "\n");
-    let off = 0;
-    while (off < bytes.length) off += file.writeSync(bytes.subarray(off));
-  };
+  return (line) => writeAllSync(file, encodeShared(line + "\n"));
+}
+
+function writeAllSync(out: { writeSync(p: Uint8Array): number }, bytes: Uint8Array): void {
+  let off = 0;
+  while (off < bytes.length) off += out.writeSync(bytes.subarray(off));
 }
 
 /** Renders a field value for text lines: bare when safe, JSON-quoted otherwise. */
@@ -59,13 +60,16 @@ export class Logger {
   #level: number;
   #format: LogFormat;
   #sink: LogSink;
-  #now: () => Date;
+  #now: (() => Date) | null;
+  /** The last timestamp written and its millisecond: busy servers log many lines per ms. */
+  #stampMs = -1;
+  #stamp = "";
 
   constructor(options: LoggerOptions = {}) {
     this.#level = LEVEL_ORDER[options.level ?? "info"];
     this.#format = options.format ?? "text";
     this.#sink = options.sink ?? stderrSink;
-    this.#now = options.now ?? (() => new Date());
+    this.#now = options.now ?? null;
   }
 
   /** True when `level` lines are written (lets callers skip building costly fields). */
@@ -88,7 +92,7 @@ export class Logger {
 
   log(level: LogLevel, msg: string, fields: LogFields = {}): void {
     if (!this.enabled(level)) return;
-    const time = this.#now().toISOString();
+    const time = this.#time();
     if (this.#format === "json") {
       this.#sink(JSON.stringify({ time, level, msg, ...fields }));
       return;
@@ -98,6 +102,16 @@ export class Logger {
       if (value !== undefined) line += ` ${key}=${textValue(value)}`;
     }
     this.#sink(line);
+  }
+
+  #time(): string {
+    if (this.#now !== null) return this.#now().toISOString();
+    const ms = Date.now();
+    if (ms !== this.#stampMs) {
+      this.#stampMs = ms;
+      this.#stamp = new Date(ms).toISOString();
+    }
+    return this.#stamp;
   }
 }
 

@@ -118,6 +118,7 @@ export function parseHeaderFields(prefix: Uint8Array): Meta["headers"] {
  * ```
  */
 export function decodeRfc2047(s: string): string {
+  if (!s.includes("=?")) return s; // the usual case: no encoded-word at all
   const parts: string[] = [];
   /** Adjacent words in one charset, decoded together when the run ends. */
   let run: { charset: string; chunks: Uint8Array[]; raw: string } | null = null;

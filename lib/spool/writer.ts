@@ -13,16 +13,17 @@ import { buildMeta, type Meta, type MetaInput } from "./meta.ts";
 import { parseHeaderFields } from "./headers.ts";
 import { LOCK_FILE, recoverSpool, type RecoveryReport, TMP_DIR } from "./recover.ts";
 import { absolutePath, DirSyncer, joinPath, removeQuietly, renameOver } from "./fsync.ts";
-import { concatBytes } from "../bytes.ts";
+import { BufferPool } from "./buffer_pool.ts";
+import { encodeShared } from "../bytes.ts";
 import { type FileHash, hashFile, HashWorker } from "./file_hasher.ts";
 
-/**
- * Bytes gathered before a write to the file: few syscalls for DATA's many
- * small chunks. Chunks are copied as they come rather than into a fixed
- * buffer, so a 1 KiB message costs 1 KiB, not 64 KiB per session.
- */
 /** Windows has no directory fsync and cannot rename a file it holds open everywhere (SPEC §7). */
 const IS_WINDOWS = Deno.build.os === "windows";
+/**
+ * Bytes gathered before a write to the file: few syscalls for DATA's many
+ * small chunks. Pooled (buffer_pool.ts): a message starts in a 4 KiB buffer
+ * and moves to one of these only when it outgrows that.
+ */
 const WRITE_BUFFER_BYTES = 64 * 1024;
 /** Bytes kept for {@linkcode parseHeaderFields}; bounds memory whatever the header size. */
 const HEADER_PREFIX_BYTES = 64 * 1024;
@@ -139,6 +140,7 @@ export class SpoolWriter {
   readonly #ids = new IdGenerator();
   readonly #dirSync: DirSyncer;
   readonly #hashWorker: HashWorker;
+  readonly #buffers = new BufferPool(WRITE_BUFFER_BYTES);
   #closed = false;
 
   readonly #lock: Deno.FsFile;
@@ -224,6 +226,7 @@ export class SpoolWriter {
       fsync: this.#fsync,
       dirSync: this.#dirSync,
       hashWorker: this.#hashWorker,
+      buffers: this.#buffers,
     });
   }
 
@@ -256,12 +259,13 @@ interface SinkContext {
   fsync: boolean;
   dirSync: DirSyncer;
   hashWorker: HashWorker;
+  buffers: BufferPool;
 }
 
 class Sink implements MessageSink {
   readonly id: string;
   #size = 0;
-  /** Bytes in the file (the rest of `#size` waits in `#pending`). */
+  /** Bytes in the file (the rest of `#size` waits in `#buffer`). */
   #written = 0;
   #file: Deno.FsFile | null;
   readonly #ctx: SinkContext;
@@ -273,9 +277,14 @@ class Sink implements MessageSink {
   /** The early data sync in flight: resolves to its error, or null. Never rejects. */
   #earlySync: Promise<unknown> | null = null;
   #earlySynced = 0;
-  #pending: Uint8Array[] = [];
-  #pendingLength = 0;
-  readonly #prefix: Uint8Array[] = [];
+  /** From the pool while the message is open; the first `#buffered` bytes wait for the file. */
+  #buffer: Uint8Array | null = null;
+  #buffered = 0;
+  /**
+   * The message's first bytes once some went to the file; until then the
+   * buffer itself holds them (the buffer is never larger than this prefix).
+   */
+  #prefix: Uint8Array | null = null;
   #prefixLength = 0;
   #state: "open" | "committing" | "done" = "open";
 
@@ -296,19 +305,17 @@ class Sink implements MessageSink {
     if (bytes.length === 0) return;
     this.#hash?.update(bytes);
     this.#size += bytes.length;
-    if (this.#prefixLength < HEADER_PREFIX_BYTES) {
-      const take = Math.min(bytes.length, HEADER_PREFIX_BYTES - this.#prefixLength);
-      this.#prefix.push(bytes.slice(0, take));
-      this.#prefixLength += take;
-    }
     try {
-      if (this.#pendingLength === 0 && bytes.length >= WRITE_BUFFER_BYTES) {
-        this.#writeFile(bytes); // big enough alone: no copy
-        return;
+      if (!this.#makeRoom(bytes.length)) {
+        this.#flush();
+        if (bytes.length >= WRITE_BUFFER_BYTES) {
+          this.#spill(bytes); // big enough alone: no copy
+          return;
+        }
+        this.#makeRoom(bytes.length);
       }
-      this.#pending.push(bytes.slice());
-      this.#pendingLength += bytes.length;
-      if (this.#pendingLength >= WRITE_BUFFER_BYTES) this.#flush();
+      this.#buffer!.set(bytes, this.#buffered);
+      this.#buffered += bytes.length;
     } catch (e: unknown) {
       throw toSpoolError(e, `Cannot write to spool "${this.#ctx.dir}"`);
     }
@@ -326,7 +333,12 @@ class Sink implements MessageSink {
     const json = joinPath(dir, `${this.id}.json`);
     const file = this.#file;
     try {
-      this.#flush();
+      // Parsed before the flush: a message that never left the buffer is read from it.
+      const headers = this.#prefix === null
+        ? parseHeaderFields(this.#buffer?.subarray(0, this.#buffered) ?? new Uint8Array(0))
+        : null;
+      this.#flush(headers === null);
+      this.#releaseBuffer();
       // A failed early sync may have lost pages that a later fsync no longer reports.
       const earlyError = await this.#earlySync;
       if (earlyError) throw earlyError;
@@ -335,9 +347,10 @@ class Sink implements MessageSink {
         receivedAt: new Date().toISOString(),
         size: this.#size,
         sha256: await this.#digest(tmpEml),
-        headers: parseHeaderFields(concatBytes(this.#prefix)),
+        headers: headers ?? parseHeaderFields(this.#prefix!.subarray(0, this.#prefixLength)),
       });
-      const text = new TextEncoder().encode(JSON.stringify(meta, null, 2) + "\n");
+      // Shared buffer: both branches write it before their first await.
+      const text = encodeShared(JSON.stringify(meta, null, 2) + "\n");
       if (fsync) await this.#syncWithJson(file, tmpJson, text, tmpEml, eml);
       else Deno.writeFileSync(tmpJson, text, { createNew: true }); // open, write, close: one call
       this.#closeFile();
@@ -348,6 +361,7 @@ class Sink implements MessageSink {
       return meta;
     } catch (e: unknown) {
       this.#state = "done";
+      this.#releaseBuffer();
       this.#remote?.drop();
       this.#closeFile();
       // The .json goes first: without it the .eml is an invisible orphan.
@@ -398,16 +412,52 @@ class Sink implements MessageSink {
   abort(): void {
     if (this.#state !== "open") return;
     this.#state = "done";
+    this.#releaseBuffer();
     this.#remote?.drop();
     this.#closeFile();
     removeQuietly(joinPath(this.#ctx.tmp, `${this.id}.eml`));
   }
 
-  #flush(): void {
-    if (this.#pendingLength === 0 || this.#file === null) return;
-    const bytes = concatBytes(this.#pending);
-    this.#pending = [];
-    this.#pendingLength = 0;
+  /**
+   * Makes the buffer able to take `bytes` more: a larger pooled buffer
+   * when the small one is outgrown. False when even a large one cannot.
+   */
+  #makeRoom(bytes: number): boolean {
+    const needed = this.#buffered + bytes;
+    if (this.#buffer !== null && needed <= this.#buffer.length) return true;
+    if (needed > WRITE_BUFFER_BYTES) return false;
+    const next = this.#ctx.buffers.take(needed);
+    if (this.#buffer !== null) {
+      next.set(this.#buffer.subarray(0, this.#buffered));
+      this.#ctx.buffers.give(this.#buffer);
+    }
+    this.#buffer = next;
+    return true;
+  }
+
+  #releaseBuffer(): void {
+    if (this.#buffer === null) return;
+    this.#ctx.buffers.give(this.#buffer);
+    this.#buffer = null;
+    this.#buffered = 0;
+  }
+
+  /** @param keepPrefix False once the headers are parsed: no copy of the first bytes is needed. */
+  #flush(keepPrefix = true): void {
+    if (this.#buffered === 0 || this.#file === null) return;
+    const bytes = this.#buffer!.subarray(0, this.#buffered);
+    this.#buffered = 0;
+    this.#spill(bytes, keepPrefix);
+  }
+
+  /** Bytes leave memory for the file: the header prefix keeps a copy of the first ones. */
+  #spill(bytes: Uint8Array, keepPrefix = true): void {
+    if (keepPrefix && this.#prefixLength < HEADER_PREFIX_BYTES) {
+      this.#prefix ??= new Uint8Array(HEADER_PREFIX_BYTES);
+      const take = Math.min(bytes.length, HEADER_PREFIX_BYTES - this.#prefixLength);
+      this.#prefix.set(bytes.subarray(0, take), this.#prefixLength);
+      this.#prefixLength += take;
+    }
     this.#writeFile(bytes);
   }
 

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
+import fc from "fast-check";
 import { SpoolError, SpoolWriter, toSpoolError } from "../../../lib/spool/writer.ts";
 import type { MetaInput } from "../../../lib/spool/meta.ts";
 import { isMessageId } from "../../../lib/spool/id.ts";
@@ -280,4 +281,60 @@ Deno.test("toSpoolError maps ENOSPC to full and other errors to unwritable", asy
   assert.equal(denied.kind, "unwritable");
   assert.equal(denied.message, "Do: Permission denied");
   assert.equal(toSpoolError("odd", "Do").kind, "unwritable");
+});
+
+Deno.test("SpoolWriter: interleaved messages in random chunks keep their bytes, hash and headers", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const spool = await SpoolWriter.open({ dir, fsync: false });
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(
+          fc.record({
+            subject: fc.string({ unit: "grapheme-ascii", maxLength: 40 }).map((s) =>
+              s.replace(/[\r\n]/g, "")
+            ),
+            bodyBytes: fc.oneof(fc.nat(5000), fc.nat(200_000)),
+            chunks: fc.array(fc.integer({ min: 1, max: 70_000 }), { minLength: 1, maxLength: 8 }),
+          }),
+          { minLength: 1, maxLength: 4 },
+        ),
+        async (specs) => {
+          const messages = specs.map((spec, i) => {
+            const head = enc(`Subject: ${spec.subject}\r\nX-N: ${i}\r\n\r\n`);
+            const body = new Uint8Array(spec.bodyBytes).map((_, j) => (j * 7 + i) & 0xff);
+            const all = new Uint8Array(head.length + body.length);
+            all.set(head);
+            all.set(body, head.length);
+            return { all, chunks: spec.chunks, offset: 0, sink: spool.begin() };
+          });
+          // Round-robin, one chunk each, reusing one scratch buffer as the socket layer does.
+          const scratch = new Uint8Array(70_000);
+          for (let round = 0; messages.some((m) => m.offset < m.all.length); round++) {
+            for (const m of messages) {
+              if (m.offset >= m.all.length) continue;
+              const size = m.chunks[round % m.chunks.length]!;
+              const piece = m.all.subarray(m.offset, m.offset + size);
+              scratch.set(piece);
+              m.sink.write(scratch.subarray(0, piece.length));
+              scratch.fill(0xee, 0, piece.length);
+              m.offset += piece.length;
+            }
+          }
+          for (const m of messages) {
+            const meta = await m.sink.commit(input());
+            const eml = await Deno.readFile(`${dir}/${meta.id}.eml`);
+            assert.deepEqual(eml, m.all);
+            assert.equal(meta.sha256, createHash("sha256").update(m.all).digest("hex"));
+            const subject = new TextDecoder().decode(m.all.subarray(9, m.all.indexOf(0x0d)));
+            assert.equal(meta.headers.subject ?? "", subject.trim());
+          }
+        },
+      ),
+      { numRuns: 40 },
+    );
+    await spool.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -1,0 +1,57 @@
+import assert from "node:assert/strict";
+import { fileSink, Logger } from "../../lib/log.ts";
+import { encodeShared } from "../../lib/bytes.ts";
+
+const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
+
+Deno.test("Logger writes text lines with fields and drops lines below its level", () => {
+  const lines: string[] = [];
+  const log = new Logger({ level: "info", sink: (l) => lines.push(l), now: () => new Date(0) });
+  log.debug("hidden");
+  log.info("message stored", { id: "01ABC", rcpt: 2, subject: "two words", none: undefined });
+  assert.deepEqual(lines, [
+    '1970-01-01T00:00:00.000Z INFO  message stored id=01ABC rcpt=2 subject="two words"',
+  ]);
+});
+
+Deno.test("Logger with the default clock stamps every line with the current millisecond", async () => {
+  const lines: string[] = [];
+  const log = new Logger({ format: "json", sink: (l) => lines.push(l) });
+  const before = Date.now();
+  for (let i = 0; i < 50; i++) log.info("tick", { i });
+  await new Promise((r) => setTimeout(r, 5));
+  log.warn("later");
+  const after = Date.now();
+  const times = lines.map((l) => JSON.parse(l).time as string);
+  for (const t of times) {
+    assert.match(t, ISO);
+    const ms = Date.parse(t);
+    assert.ok(ms >= before && ms <= after, `${t} outside the test`);
+  }
+  assert.ok(Date.parse(times.at(-1)!) >= Date.parse(times[0]!) + 5, "the stamp moves on");
+  assert.deepEqual(JSON.parse(lines.at(-1)!).level, "warn");
+});
+
+Deno.test("fileSink appends whole lines, long and non-ASCII ones too", () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    const path = `${dir}/log`;
+    const sink = fileSink(path);
+    const long = "é".repeat(20_000); // beyond the shared buffer's first size
+    sink("first");
+    sink(long);
+    sink("last");
+    assert.equal(Deno.readTextFileSync(path), `first\n${long}\nlast\n`);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("encodeShared gives the UTF-8 bytes, in one buffer reused by the next call", () => {
+  const a = encodeShared("héllo ✓ 😀");
+  assert.deepEqual(a, new TextEncoder().encode("héllo ✓ 😀"));
+  const b = encodeShared("x");
+  assert.equal(a.buffer, b.buffer);
+  const big = "😀".repeat(50_000);
+  assert.deepEqual(encodeShared(big), new TextEncoder().encode(big));
+});
