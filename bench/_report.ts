@@ -129,7 +129,7 @@ export function headlines(rows: Row[]): string {
   ];
   for (const [ours, theirs, label] of pairs) {
     const parts: string[] = [];
-    for (const caseName of ["small10", "single", "large"]) {
+    for (const caseName of ["small10", "steady10", "single", "large"]) {
       const a = metricOf(rows, caseName, ours);
       const b = metricOf(rows, caseName, theirs);
       if (a !== null && b !== null && b > 0) parts.push(`${caseName} ${(a / b).toFixed(2)}×`);

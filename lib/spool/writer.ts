@@ -203,24 +203,19 @@ export class SpoolWriter {
   }
 
   /**
-   * Starts a message: allocates its ID and creates `.tmp/<id>.eml`.
+   * Starts a message: allocates its ID. `.tmp/<id>.eml` is created when the
+   * first bytes leave the write buffer (a message above 64 KiB) or at
+   * commit, so a spool fault shows there (and a small message costs one
+   * file call instead of open, write and close).
    *
    * @returns The sink to stream the message into.
-   * @throws {SpoolError} `"full"` on ENOSPC, `"unwritable"` otherwise.
+   * @throws {SpoolError} `"unwritable"` once the writer is closed.
    */
   begin(): MessageSink {
     if (this.#closed) {
       throw new SpoolError("unwritable", `Cannot write to spool "${this.dir}": writer is closed`);
     }
-    const id = this.#ids.next();
-    const tmpPath = joinPath(this.#tmp, `${id}.eml`);
-    let file: Deno.FsFile;
-    try {
-      file = Deno.openSync(tmpPath, { write: true, createNew: true });
-    } catch (e: unknown) {
-      throw toSpoolError(e, `Cannot write to spool "${this.dir}"`);
-    }
-    return new Sink(id, file, {
+    return new Sink(this.#ids.next(), {
       dir: this.dir,
       tmp: this.#tmp,
       fsync: this.#fsync,
@@ -267,7 +262,8 @@ class Sink implements MessageSink {
   #size = 0;
   /** Bytes in the file (the rest of `#size` waits in `#buffer`). */
   #written = 0;
-  #file: Deno.FsFile | null;
+  /** `.tmp/<id>.eml`, open once bytes left the buffer (or at an fsync commit). */
+  #file: Deno.FsFile | null = null;
   readonly #ctx: SinkContext;
   /** Inline sha256 until the message outgrows {@linkcode WORKER_HASH_BYTES}. */
   #hash: Hash | null = sha256();
@@ -288,9 +284,8 @@ class Sink implements MessageSink {
   #prefixLength = 0;
   #state: "open" | "committing" | "done" = "open";
 
-  constructor(id: string, file: Deno.FsFile, ctx: SinkContext) {
+  constructor(id: string, ctx: SinkContext) {
     this.id = id;
-    this.#file = file;
     this.#ctx = ctx;
   }
 
@@ -299,7 +294,7 @@ class Sink implements MessageSink {
   }
 
   write(bytes: Uint8Array): void {
-    if (this.#state !== "open" || this.#file === null) {
+    if (this.#state !== "open") {
       throw new SpoolError("unwritable", `Cannot write message ${this.id}: it is ${this.#state}`);
     }
     if (bytes.length === 0) return;
@@ -322,7 +317,7 @@ class Sink implements MessageSink {
   }
 
   async commit(input: MetaInput): Promise<Meta> {
-    if (this.#state !== "open" || this.#file === null) {
+    if (this.#state !== "open") {
       throw new SpoolError("unwritable", `Cannot commit message ${this.id}: it is ${this.#state}`);
     }
     this.#state = "committing";
@@ -331,13 +326,17 @@ class Sink implements MessageSink {
     const tmpJson = joinPath(tmp, `${this.id}.json`);
     const eml = joinPath(dir, `${this.id}.eml`);
     const json = joinPath(dir, `${this.id}.json`);
-    const file = this.#file;
     try {
       // Parsed before the flush: a message that never left the buffer is read from it.
-      const headers = this.#prefix === null
-        ? parseHeaderFields(this.#buffer?.subarray(0, this.#buffered) ?? new Uint8Array(0))
-        : null;
-      this.#flush(headers === null);
+      const buffered = this.#buffer?.subarray(0, this.#buffered) ?? new Uint8Array(0);
+      const headers = this.#prefix === null ? parseHeaderFields(buffered) : null;
+      if (fsync || this.#file !== null) {
+        this.#openFile(); // fsync needs the handle, even for an empty message
+        this.#flush(headers === null);
+      } else {
+        Deno.writeFileSync(tmpEml, buffered, { createNew: true }); // open, write, close: one call
+        this.#buffered = 0;
+      }
       this.#releaseBuffer();
       // A failed early sync may have lost pages that a later fsync no longer reports.
       const earlyError = await this.#earlySync;
@@ -351,7 +350,7 @@ class Sink implements MessageSink {
       });
       // Shared buffer: both branches write it before their first await.
       const text = encodeShared(JSON.stringify(meta, null, 2) + "\n");
-      if (fsync) await this.#syncWithJson(file, tmpJson, text, tmpEml, eml);
+      if (fsync) await this.#syncWithJson(this.#file!, tmpJson, text, tmpEml, eml);
       else Deno.writeFileSync(tmpJson, text, { createNew: true }); // open, write, close: one call
       this.#closeFile();
       if (!fsync || IS_WINDOWS) renameOver(tmpEml, eml);
@@ -414,6 +413,7 @@ class Sink implements MessageSink {
     this.#state = "done";
     this.#releaseBuffer();
     this.#remote?.drop();
+    if (this.#file === null) return; // nothing reached the disk
     this.#closeFile();
     removeQuietly(joinPath(this.#ctx.tmp, `${this.id}.eml`));
   }
@@ -444,7 +444,7 @@ class Sink implements MessageSink {
 
   /** @param keepPrefix False once the headers are parsed: no copy of the first bytes is needed. */
   #flush(keepPrefix = true): void {
-    if (this.#buffered === 0 || this.#file === null) return;
+    if (this.#buffered === 0) return;
     const bytes = this.#buffer!.subarray(0, this.#buffered);
     this.#buffered = 0;
     this.#spill(bytes, keepPrefix);
@@ -461,8 +461,16 @@ class Sink implements MessageSink {
     this.#writeFile(bytes);
   }
 
+  #openFile(): Deno.FsFile {
+    this.#file ??= Deno.openSync(joinPath(this.#ctx.tmp, `${this.id}.eml`), {
+      write: true,
+      createNew: true,
+    });
+    return this.#file;
+  }
+
   #writeFile(bytes: Uint8Array): void {
-    writeAll(this.#file!, bytes);
+    writeAll(this.#openFile(), bytes);
     this.#written += bytes.length;
     if (this.#ctx.fsync && this.#written - this.#earlySynced >= EARLY_SYNC_BYTES) this.#syncEarly();
     if (this.#remote !== null) {

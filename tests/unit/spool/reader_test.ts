@@ -174,6 +174,8 @@ Deno.test("SpoolReader.purge removes complete messages only", async () => {
     await store(spool, "a@x", ["b@x"], "Subject: 1");
     await store(spool, "a@x", ["b@x"], "Subject: 2");
     const pending = await spool.begin();
+    // Past the 64 KiB write buffer: the in-flight message has its .tmp file.
+    pending.write(new Uint8Array(70 * 1024));
     const others = ["notes.eml", "config.json", "01ARZ3NDEKTSV4RRFFQ69G5FAW.eml"];
     for (const name of others) await Deno.writeTextFile(`${dir}/${name}`, "x");
 

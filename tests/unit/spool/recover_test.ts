@@ -86,7 +86,8 @@ Deno.test("SpoolWriter.open recovers a simulated crash and reports it", async ()
       auth: null,
     });
     const lost = await first.begin(); // the process "dies" here mid-DATA
-    await lost.write(new TextEncoder().encode("partial"));
+    // Past the 64 KiB write buffer, so part of it is in .tmp/ when the process dies.
+    await lost.write(new Uint8Array(70 * 1024));
     const orphanId = new IdGenerator().next();
     await Deno.writeTextFile(`${dir}/${orphanId}.eml`, "renamed but no json");
 

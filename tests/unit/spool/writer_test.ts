@@ -236,7 +236,7 @@ Deno.test("SpoolWriter.open fails with a one-line unwritable SpoolError", async 
   }
 });
 
-Deno.test("SpoolWriter: a spool removed underneath fails begin and commit with SpoolError", async () => {
+Deno.test("SpoolWriter: a spool removed underneath fails every commit with SpoolError", async () => {
   const dir = await Deno.makeTempDir();
   const spool = await SpoolWriter.open({ dir, fsync: true });
   const sink = await spool.begin();
@@ -247,7 +247,10 @@ Deno.test("SpoolWriter: a spool removed underneath fails begin and commit with S
     assert.equal(e.kind, "unwritable");
     return true;
   });
-  assert.throws(() => spool.begin(), SpoolError);
+  // The file of a message is created when its bytes leave memory: commit is where it fails.
+  const next = spool.begin();
+  next.write(enc("y"));
+  await assert.rejects(next.commit(input()), SpoolError);
   await sink.abort();
   await spool.close();
 });
@@ -338,3 +341,28 @@ Deno.test("SpoolWriter: interleaved messages in random chunks keep their bytes, 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+for (const fsync of [true, false]) {
+  Deno.test(`SpoolWriter: a small message touches the disk only at commit (fsync ${fsync})`, async () => {
+    const dir = await Deno.makeTempDir();
+    try {
+      const spool = await SpoolWriter.open({ dir, fsync });
+      const small = spool.begin();
+      small.write(enc("Subject: small\r\n\r\nhi\r\n"));
+      const big = spool.begin();
+      big.write(new Uint8Array(70 * 1024).fill(0x61));
+      assert.deepEqual(await names(`${dir}/.tmp`), [`${big.id}.eml`]);
+      const empty = spool.begin();
+      for (const sink of [small, big, empty]) await sink.commit(input());
+      assert.equal((await Deno.readFile(`${dir}/${empty.id}.eml`)).length, 0);
+      assert.equal((await Deno.readFile(`${dir}/${big.id}.eml`)).length, 70 * 1024);
+      const aborted = spool.begin();
+      aborted.write(enc("x"));
+      aborted.abort();
+      assert.deepEqual(await names(`${dir}/.tmp`), []);
+      await spool.close();
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+}
