@@ -272,6 +272,13 @@ class Server {
     return this.#stopping;
   }
 
+  /** Start-up failed after binding: release connections, listeners and spool without a log line. */
+  async abandon(): Promise<void> {
+    for (const c of this.#connections) c.destroy("start-up failed");
+    await Promise.all(this.#listeners.map((l) => l.close()));
+    await this.#spool.close();
+  }
+
   /** Second signal: drop everything now. */
   abort(): void {
     for (const c of this.#connections) c.destroy("shutdown");
@@ -322,14 +329,25 @@ function makeLogger(options: ServeOptions): Logger {
 function errorReason(e: unknown): string {
   if (e instanceof Deno.errors.NotFound) return "no such file or directory";
   if (e instanceof Deno.errors.PermissionDenied) return "permission denied";
-  return e instanceof Error ? e.message : String(e);
+  // "No space left on device (os error 28): writefile '…'": the path is named by the caller.
+  return e instanceof Error ? e.message.replace(/ \(os error \d+\).*$/s, "") : String(e);
 }
 
-/** Writes `content` to `path` via a temporary file and a rename (readers never see half). */
-async function writeAtomically(path: string, content: string): Promise<void> {
+/**
+ * Writes `content` to `path` via a temporary file and a rename (readers
+ * never see half). A failure leaves no temporary file behind.
+ *
+ * @throws {StartupError} One line naming `what`, the path and the OS reason.
+ */
+async function writeAtomically(what: string, path: string, content: string): Promise<void> {
   const tmp = `${path}.${Deno.pid}.tmp`;
-  await Deno.writeTextFile(tmp, content);
-  await Deno.rename(tmp, path);
+  try {
+    await Deno.writeTextFile(tmp, content);
+    await Deno.rename(tmp, path);
+  } catch (e: unknown) {
+    await Deno.remove(tmp).catch(() => {});
+    throw new StartupError(`cannot write ${what} ${path}: ${errorReason(e)}`);
+  }
 }
 
 function installSignals(server: Server, logger: Logger): () => void {
@@ -386,8 +404,14 @@ export async function serve(options: ServeOptions = {}): Promise<ServerHandle> {
   }
   if (s.tls) {
     const dir = join(spoolDir, ".tls");
-    await Deno.mkdir(dir, { recursive: true });
-    await writeAtomically(join(dir, "cert.pem"), s.tls.certPem);
+    try {
+      await Deno.mkdir(dir, { recursive: true });
+      await writeAtomically("the certificate", join(dir, "cert.pem"), s.tls.certPem);
+    } catch (e: unknown) {
+      await spool.close();
+      if (e instanceof StartupError) throw e;
+      throw new StartupError(`cannot create ${dir}: ${errorReason(e)}`);
+    }
   }
   const server = new Server(options, s, spool, logger);
   try {
@@ -398,10 +422,16 @@ export async function serve(options: ServeOptions = {}): Promise<ServerHandle> {
   }
   const addresses = server.listeners.map((l) => ({ address: l.address, port: l.port, tls: l.tls }));
   if (options.readyFile !== undefined) {
-    await writeAtomically(
-      options.readyFile,
-      JSON.stringify({ pid: Deno.pid, listeners: addresses }),
-    );
+    try {
+      await writeAtomically(
+        "the ready file",
+        options.readyFile,
+        JSON.stringify({ pid: Deno.pid, listeners: addresses }),
+      );
+    } catch (e: unknown) {
+      await server.abandon(); // unbinds the listeners a library caller would otherwise keep
+      throw e;
+    }
   }
   logger.info("listening", {
     listeners: addresses.map((a) =>

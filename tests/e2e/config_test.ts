@@ -145,3 +145,22 @@ Deno.test({
     assert.deepEqual(await s.server.messages(), []);
   },
 });
+
+Deno.test("e2e: a ready file that cannot be written exits 1 with one line, leaving nothing", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "smtpd-e2e-" });
+  try {
+    const ready = `${dir}/missing/ready.json`;
+    const r = await runCli([
+      "--listen",
+      "127.0.0.1:0",
+      "--spool",
+      `${dir}/spool`,
+      "--ready-file",
+      ready,
+    ]);
+    assert.equal(r.code, 1, r.stderr);
+    assertOneLine(r.stderr, /ready file .*missing\/ready\.json: no such file or directory/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -47,3 +47,15 @@ Deno.test("describeError flags anything else as a bug with its stack, exit 70", 
     line: "smtpd: unexpected error (a bug): thrown string",
   });
 });
+
+Deno.test("describeError: an OS error Deno has no class for (ENOSPC) is a run-time failure, exit 1", () => {
+  const full = Object.assign(new Error("No space left on device (os error 28): writefile '/x'"), {
+    code: "ENOSPC",
+  });
+  assert.deepEqual(describeError(full), {
+    code: 1,
+    line: "smtpd: No space left on device (os error 28): writefile '/x'",
+  });
+  // A code that is no errno name does not make a bug a world error.
+  assert.equal(describeError(Object.assign(new Error("x"), { code: "ERR_BUG" })).code, 70);
+});
