@@ -11,6 +11,8 @@
  *   (`smtpd` selects smtpd, smtpd-nofsync and smtpd-tls).
  * - `BENCH_RESULTS` (default bench/RESULTS.md): where the Markdown goes.
  * - `BENCH_SPOOL_DIR` (default bench/out): where each run's spool is made.
+ * - `BENCH_REMOVE_SPOOLS` (default `end`): `each` removes a run's spool right
+ *   after it (a size-limited tmpfs), `end` after the last measurement.
  *
  * @module
  */
@@ -115,6 +117,7 @@ async function peerCertificate(out: string): Promise<BenchContext["tls"]> {
  */
 const spoolsToRemove: string[] = [];
 const REMOVE_AT_ONCE = new Set(["big"]);
+const REMOVE_EACH = Deno.env.get("BENCH_REMOVE_SPOOLS") === "each";
 
 async function removeSpool(spool: string): Promise<void> {
   await Deno.remove(spool, { recursive: true }).catch(() => {});
@@ -172,7 +175,7 @@ async function measure(
       return row;
     } finally {
       await running.stop();
-      if (REMOVE_AT_ONCE.has(benchCase.name)) await removeSpool(spool);
+      if (REMOVE_EACH || REMOVE_AT_ONCE.has(benchCase.name)) await removeSpool(spool);
       else spoolsToRemove.push(spool);
     }
   }
