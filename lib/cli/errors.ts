@@ -70,6 +70,15 @@ function oneLine(text: string): string {
 }
 
 /**
+ * An operating-system failure Deno has no class for (ENOSPC, EROFS, EIO,
+ * EMFILE…): it carries the errno name as `code`. The world's fault, not ours.
+ */
+function isOsError(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return error instanceof Error && typeof code === "string" && /^E[A-Z0-9]+$/.test(code);
+}
+
+/**
  * Maps an error to its exit code and the line for stderr (without newline).
  *
  * @param error Whatever a command threw.
@@ -82,15 +91,6 @@ function oneLine(text: string): string {
  * // { code: 2, line: 'smtpd: --max-size: Cannot parse "10XB"' }
  * ```
  */
-/**
- * An operating-system failure Deno has no class for (ENOSPC, EROFS, EIO,
- * EMFILE…): it carries the errno name as `code`. The world's fault, not ours.
- */
-function isOsError(error: unknown): boolean {
-  const code = (error as { code?: unknown } | null)?.code;
-  return error instanceof Error && typeof code === "string" && /^E[A-Z0-9]+$/.test(code);
-}
-
 export function describeError(error: unknown): { code: number; line: string } {
   if (error instanceof UsageError || error instanceof OptionError) {
     const prefix = error.flag === undefined ? "" : `${error.flag}: `;

@@ -274,6 +274,8 @@ class Server {
 
   /** Start-up failed after binding: release connections, listeners and spool without a log line. */
   async abandon(): Promise<void> {
+    // A client still in its handshake or onConnect gets 421 when it gets through (#accept).
+    this.#stopping ??= Promise.resolve();
     for (const c of this.#connections) c.destroy("start-up failed");
     await Promise.all(this.#listeners.map((l) => l.close()));
     await this.#spool.close();
