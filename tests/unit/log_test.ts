@@ -53,5 +53,8 @@ Deno.test("encodeShared gives the UTF-8 bytes, in one buffer reused by the next 
   const b = encodeShared("x");
   assert.equal(a.buffer, b.buffer);
   const big = "😀".repeat(50_000);
-  assert.deepEqual(encodeShared(big), new TextEncoder().encode(big));
+  const encoded = encodeShared(big);
+  assert.deepEqual(encoded, new TextEncoder().encode(big));
+  assert.notEqual(encoded.buffer, a.buffer, "a big text gets its own array");
+  assert.equal(encodeShared("y").buffer, a.buffer, "and the shared one stays small");
 });
