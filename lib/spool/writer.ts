@@ -25,6 +25,8 @@ const IS_WINDOWS = Deno.build.os === "windows";
  * and moves to one of these only when it outgrows that.
  */
 const WRITE_BUFFER_BYTES = 64 * 1024;
+/** A new file: never an existing one (a clash of IDs must fail, not overwrite). */
+const CREATE: Deno.OpenOptions = { write: true, createNew: true };
 /** Bytes kept for {@linkcode parseHeaderFields}; bounds memory whatever the header size. */
 const HEADER_PREFIX_BYTES = 64 * 1024;
 /** A message larger than this is hashed by the worker (file_hasher.ts), smaller ones inline. */
@@ -141,6 +143,7 @@ export class SpoolWriter {
   readonly #dirSync: DirSyncer;
   readonly #hashWorker: HashWorker;
   readonly #buffers = new BufferPool(WRITE_BUFFER_BYTES);
+  readonly #commits = { inFlight: 0 };
   #closed = false;
 
   readonly #lock: Deno.FsFile;
@@ -222,6 +225,7 @@ export class SpoolWriter {
       dirSync: this.#dirSync,
       hashWorker: this.#hashWorker,
       buffers: this.#buffers,
+      commits: this.#commits,
     });
   }
 
@@ -255,6 +259,8 @@ interface SinkContext {
   dirSync: DirSyncer;
   hashWorker: HashWorker;
   buffers: BufferPool;
+  /** Commits between their start and their end, across all sinks of the writer. */
+  commits: { inFlight: number };
 }
 
 class Sink implements MessageSink {
@@ -321,6 +327,7 @@ class Sink implements MessageSink {
       throw new SpoolError("unwritable", `Cannot commit message ${this.id}: it is ${this.#state}`);
     }
     this.#state = "committing";
+    this.#ctx.commits.inFlight++;
     const { dir, tmp, fsync, dirSync } = this.#ctx;
     const tmpEml = joinPath(tmp, `${this.id}.eml`);
     const tmpJson = joinPath(tmp, `${this.id}.json`);
@@ -331,7 +338,8 @@ class Sink implements MessageSink {
       const buffered = this.#buffer?.subarray(0, this.#buffered) ?? new Uint8Array(0);
       const headers = this.#prefix === null ? parseHeaderFields(buffered) : null;
       if (fsync || this.#file !== null) {
-        this.#openFile(); // fsync needs the handle, even for an empty message
+        // fsync needs the handle, even for an empty message.
+        this.#file ??= await this.#create(tmpEml);
         this.#flush(headers === null);
       } else {
         Deno.writeFileSync(tmpEml, buffered, { createNew: true }); // open, write, close: one call
@@ -348,13 +356,12 @@ class Sink implements MessageSink {
         sha256: await this.#digest(tmpEml),
         headers: headers ?? parseHeaderFields(this.#prefix!.subarray(0, this.#prefixLength)),
       });
-      // Shared buffer: both branches write it before their first await.
-      const text = encodeShared(JSON.stringify(meta, null, 2) + "\n");
+      const text = JSON.stringify(meta, null, 2) + "\n";
       if (fsync) await this.#syncWithJson(this.#file!, tmpJson, text, tmpEml, eml);
-      else Deno.writeFileSync(tmpJson, text, { createNew: true }); // open, write, close: one call
+      else Deno.writeFileSync(tmpJson, encodeShared(text), { createNew: true }); // one call
       this.#closeFile();
       if (!fsync || IS_WINDOWS) renameOver(tmpEml, eml);
-      renameOver(tmpJson, json);
+      await this.#rename(tmpJson, json);
       if (fsync) await dirSync.sync();
       this.#state = "done";
       return meta;
@@ -367,6 +374,8 @@ class Sink implements MessageSink {
       removeQuietly(json);
       for (const path of [tmpJson, eml, tmpEml]) removeQuietly(path);
       throw toSpoolError(e, `Cannot write to spool "${dir}"`);
+    } finally {
+      this.#ctx.commits.inFlight--;
     }
   }
 
@@ -381,20 +390,20 @@ class Sink implements MessageSink {
   async #syncWithJson(
     file: Deno.FsFile,
     tmpJson: string,
-    text: Uint8Array,
+    text: string,
     tmpEml: string,
     eml: string,
   ): Promise<void> {
-    const jsonFile = Deno.openSync(tmpJson, { write: true, createNew: true });
+    const jsonFile = await this.#create(tmpJson);
     try {
-      writeAll(jsonFile, text);
+      writeAll(jsonFile, encodeShared(text));
       if (IS_WINDOWS) {
         // No directory fsync; NTFS journals the renames in order.
         await file.syncData();
         await jsonFile.syncData();
         return;
       }
-      renameOver(tmpEml, eml);
+      await this.#rename(tmpEml, eml);
       const results = await Promise.allSettled([
         file.syncData(),
         jsonFile.syncData(),
@@ -461,11 +470,28 @@ class Sink implements MessageSink {
     this.#writeFile(bytes);
   }
 
+  /**
+   * True when file calls of this commit should go to the thread pool: with
+   * fsync on (POSIX) and other commits in flight, a create or rename waits
+   * for the journal commit under way, and a synchronous call would stop
+   * every session (10 sessions, ext4: +9% messages/s). Alone, the
+   * synchronous call is quicker than the pool's round trip (1 session: −6%).
+   */
+  #contended(): boolean {
+    return this.#ctx.fsync && !IS_WINDOWS && this.#ctx.commits.inFlight > 1;
+  }
+
+  #create(path: string): Deno.FsFile | Promise<Deno.FsFile> {
+    return this.#contended() ? Deno.open(path, CREATE) : Deno.openSync(path, CREATE);
+  }
+
+  #rename(from: string, to: string): Promise<void> | void {
+    if (this.#contended()) return Deno.rename(from, to); // POSIX rename replaces
+    renameOver(from, to);
+  }
+
   #openFile(): Deno.FsFile {
-    this.#file ??= Deno.openSync(joinPath(this.#ctx.tmp, `${this.id}.eml`), {
-      write: true,
-      createNew: true,
-    });
+    this.#file ??= Deno.openSync(joinPath(this.#ctx.tmp, `${this.id}.eml`), CREATE);
     return this.#file;
   }
 
