@@ -18,6 +18,17 @@ export function concatBytes(chunks: Uint8Array[]): Uint8Array {
   return out;
 }
 
+/**
+ * Writes all of `bytes` with synchronous writes (a file, stderr), looping
+ * over short writes.
+ *
+ * @param out Anything with `writeSync`, e.g. a `Deno.FsFile` or `Deno.stderr`.
+ * @param bytes What to write.
+ */
+export function writeAllSync(out: { writeSync(p: Uint8Array): number }, bytes: Uint8Array): void {
+  for (let offset = 0; offset < bytes.length;) offset += out.writeSync(bytes.subarray(offset));
+}
+
 const ENCODER = new TextEncoder();
 const scratch = new Uint8Array(16 * 1024);
 

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { encodeShared } from "./bytes.ts";
+import { encodeShared, writeAllSync } from "./bytes.ts";
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
 export type LogFormat = "text" | "json";
@@ -40,11 +40,6 @@ export function stderrSink(line: string): void {
 export function fileSink(path: string): LogSink {
   const file = Deno.openSync(path, { append: true, create: true });
   return (line) => writeAllSync(file, encodeShared(line + "\n"));
-}
-
-function writeAllSync(out: { writeSync(p: Uint8Array): number }, bytes: Uint8Array): void {
-  let off = 0;
-  while (off < bytes.length) off += out.writeSync(bytes.subarray(off));
 }
 
 /** Renders a field value for text lines: bare when safe, JSON-quoted otherwise. */
