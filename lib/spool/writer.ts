@@ -1,7 +1,8 @@
 /**
- * Writes messages into the spool (SPEC §3): the body streams into
- * `.tmp/<id>.eml`, then commit makes `<id>.eml` and, last, `<id>.json`
- * appear, fsynced with their directory unless fsync is off.
+ * Writes messages into the spool (SPEC §3): a body larger than the write
+ * buffer streams into `.tmp/<id>.eml`, then commit makes `<id>.eml` and,
+ * last, `<id>.json` appear, fsynced with their directory unless fsync is
+ * off. A body that fits the buffer is written as `<id>.eml` at commit.
  *
  * @module
  */
@@ -109,10 +110,10 @@ export interface MessageSink {
    */
   write(bytes: Uint8Array): void;
   /**
-   * Makes the message durable and visible: flush, write `.tmp/<id>.json`,
-   * rename to `<id>.eml`, fsync both files' data and the directory in one
-   * round, rename to `<id>.json`, fsync the directory. On failure removes
-   * what it wrote.
+   * Makes the message durable and visible: flush (or write `<id>.eml`
+   * whole), write `.tmp/<id>.json`, rename a streamed body to `<id>.eml`,
+   * fsync both files' data and the directory in one round, rename to
+   * `<id>.json`, fsync the directory. On failure removes what it wrote.
    *
    * @param input What the server recorded about the transaction.
    * @returns The metadata as stored.
@@ -211,9 +212,10 @@ export class SpoolWriter {
 
   /**
    * Starts a message: allocates its ID. `.tmp/<id>.eml` is created when the
-   * first bytes leave the write buffer (a message above 64 KiB) or at
-   * commit, so a spool fault shows there (and a small message costs one
-   * file call instead of open, write and close).
+   * first bytes leave the write buffer (a message above 64 KiB); a message
+   * that fits the buffer is written as `<id>.eml` at commit, so a spool
+   * fault shows there (and a small message costs one file call instead of
+   * open, write and close, and no rename).
    *
    * @returns The sink to stream the message into.
    * @throws {SpoolError} `"unwritable"` once the writer is closed.
@@ -272,7 +274,7 @@ class Sink implements MessageSink {
   #size = 0;
   /** Bytes in the file (the rest of `#size` waits in `#buffer`). */
   #written = 0;
-  /** `.tmp/<id>.eml`, open once bytes left the buffer (or at an fsync commit). */
+  /** `.tmp/<id>.eml` once bytes left the buffer; `<id>.eml` when an fsync commit made it. */
   #file: Deno.FsFile | null = null;
   readonly #ctx: SinkContext;
   /** Inline sha256 until the message outgrows {@linkcode WORKER_HASH_BYTES}. */
@@ -337,16 +339,21 @@ class Sink implements MessageSink {
     const tmpJson = joinPath(tmp, `${this.id}.json`);
     const eml = joinPath(dir, `${this.id}.eml`);
     const json = joinPath(dir, `${this.id}.json`);
+    // A body that streamed to .tmp/ takes its final name below; one that never
+    // left the buffer is written there at once (saves a rename: an .eml
+    // without its .json is invisible to readers, and start-up removes it).
+    const streamed = this.#file !== null;
+    const bodyPath = streamed ? tmpEml : eml;
     try {
       // Parsed before the flush: a message that never left the buffer is read from it.
       const buffered = this.#buffer?.subarray(0, this.#buffered) ?? new Uint8Array(0);
       const headers = this.#prefix === null ? parseHeaderFields(buffered) : null;
-      if (fsync || this.#file !== null) {
+      if (fsync || streamed) {
         // fsync needs the handle, even for an empty message.
-        this.#file ??= await this.#create(tmpEml);
+        this.#file ??= await this.#create(eml);
         this.#flush(headers === null);
       } else {
-        Deno.writeFileSync(tmpEml, buffered, { createNew: true }); // open, write, close: one call
+        Deno.writeFileSync(eml, buffered, { createNew: true }); // open, write, close: one call
         this.#buffered = 0;
       }
       this.#releaseBuffer();
@@ -357,14 +364,15 @@ class Sink implements MessageSink {
         id: this.id,
         receivedAt: new Date().toISOString(),
         size: this.#size,
-        sha256: await this.#digest(tmpEml),
+        sha256: await this.#digest(bodyPath),
         headers: headers ?? parseHeaderFields(this.#prefix!.subarray(0, this.#prefixLength)),
       });
       const text = JSON.stringify(meta, null, 2) + "\n";
-      if (fsync) await this.#syncWithJson(this.#file!, tmpJson, text, tmpEml, eml);
-      else Deno.writeFileSync(tmpJson, encodeShared(text), { createNew: true }); // one call
+      if (fsync) {
+        await this.#syncWithJson(this.#file!, tmpJson, text, streamed ? tmpEml : null, eml);
+      } else Deno.writeFileSync(tmpJson, encodeShared(text), { createNew: true }); // one call
       this.#closeFile();
-      if (!fsync || IS_WINDOWS) renameOver(tmpEml, eml);
+      if (streamed && (!fsync || IS_WINDOWS)) renameOver(tmpEml, eml);
       await this.#rename(tmpJson, json);
       if (fsync) await dirSync.sync();
       this.#state = "done";
@@ -385,8 +393,9 @@ class Sink implements MessageSink {
 
   /**
    * Writes the .json and makes the message durable. On POSIX one round of
-   * fsyncs instead of three: the .eml takes its final name first (an .eml
-   * without .json is an orphan nobody reads and start-up removes), then its
+   * fsyncs instead of three: the .eml takes its final name first, if it
+   * streamed to `tmpEml` (an .eml without .json is an orphan nobody reads
+   * and start-up removes), then its
    * data, the .json's data and the directory entry are made durable together
    * (the file system batches them into one journal commit). Only then may the
    * .json appear. allSettled: the caller's cleanup must not race a pending fsync.
@@ -395,7 +404,7 @@ class Sink implements MessageSink {
     file: Deno.FsFile,
     tmpJson: string,
     text: string,
-    tmpEml: string,
+    tmpEml: string | null,
     eml: string,
   ): Promise<void> {
     const jsonFile = await this.#create(tmpJson);
@@ -407,7 +416,7 @@ class Sink implements MessageSink {
         await jsonFile.syncData();
         return;
       }
-      await this.#rename(tmpEml, eml);
+      if (tmpEml !== null) await this.#rename(tmpEml, eml);
       const results = await Promise.allSettled([
         file.syncData(),
         jsonFile.syncData(),
