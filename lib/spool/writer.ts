@@ -370,7 +370,9 @@ class Sink implements MessageSink {
       const text = JSON.stringify(meta, null, 2) + "\n";
       if (fsync) {
         await this.#syncWithJson(this.#file!, tmpJson, text, streamed ? tmpEml : null, eml);
-      } else Deno.writeFileSync(tmpJson, encodeShared(text), { createNew: true }); // one call
+      } else {
+        Deno.writeFileSync(tmpJson, encodeShared(text), { createNew: true }); // one call
+      }
       this.#closeFile();
       if (streamed && (!fsync || IS_WINDOWS)) renameOver(tmpEml, eml);
       await this.#rename(tmpJson, json);
