@@ -255,22 +255,26 @@ Deno.test("SpoolWriter: a spool removed underneath fails every commit with Spool
   await spool.close();
 });
 
-Deno.test("SpoolWriter: a failed commit removes the .eml it had renamed", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
-    const spool = await SpoolWriter.open({ dir, fsync: true });
-    const sink = await spool.begin();
-    await sink.write(enc("Subject: x\r\n\r\n"));
-    // A directory where the .json must go makes the last rename fail.
-    await Deno.mkdir(`${dir}/${sink.id}.json/sub`, { recursive: true });
-    await assert.rejects(sink.commit(input()), SpoolError);
-    assert.deepEqual(await names(dir), [".tmp", `${sink.id}.json`]);
-    assert.deepEqual(await names(`${dir}/.tmp`), []);
-    await spool.close();
-  } finally {
-    await Deno.remove(dir, { recursive: true });
+for (const fsync of [false, true]) {
+  for (const [what, bytes] of [["small", 1024], ["streamed", 200 * 1024]] as const) {
+    Deno.test(`SpoolWriter: a failed commit of a ${what} body leaves no .eml (fsync ${fsync})`, async () => {
+      const dir = await Deno.makeTempDir();
+      try {
+        const spool = await SpoolWriter.open({ dir, fsync });
+        const sink = await spool.begin();
+        await sink.write(enc("Subject: x\r\n\r\n" + "a".repeat(bytes)));
+        // The small body is written as <id>.eml directly, the streamed one renamed there.
+        await Deno.mkdir(`${dir}/${sink.id}.json/sub`, { recursive: true });
+        await assert.rejects(sink.commit(input()), SpoolError);
+        assert.deepEqual(await names(dir), [".tmp", `${sink.id}.json`]);
+        assert.deepEqual(await names(`${dir}/.tmp`), []);
+        await spool.close();
+      } finally {
+        await Deno.remove(dir, { recursive: true });
+      }
+    });
   }
-});
+}
 
 Deno.test("toSpoolError maps ENOSPC to full and other errors to unwritable", async () => {
   if (Deno.build.os === "linux") {
