@@ -30,7 +30,13 @@ const WRITE_BUFFER_BYTES = 64 * 1024;
 const CREATE: Deno.OpenOptions = { write: true, createNew: true };
 /** Bytes kept for {@linkcode parseHeaderFields}; bounds memory whatever the header size. */
 const HEADER_PREFIX_BYTES = 64 * 1024;
-/** A message larger than this is hashed by the worker (file_hasher.ts), smaller ones inline. */
+/** How long {@linkcode SpoolWriter.close} waits for commits in flight. */
+const CLOSE_WAIT_MS = 10_000;
+/**
+ * A message larger than this is hashed by the worker (file_hasher.ts), smaller ones inline.
+ * Like {@linkcode EARLY_SYNC_BYTES} it must exceed {@linkcode WRITE_BUFFER_BYTES}: both act
+ * on `.tmp/<id>.eml`, which exists only for a body that outgrew the buffer.
+ */
 const WORKER_HASH_BYTES = 1024 * 1024;
 /** How far the file grows between two notes to the hash worker. */
 const WORKER_ADVANCE_BYTES = 1024 * 1024;
@@ -214,8 +220,8 @@ export class SpoolWriter {
    * Starts a message: allocates its ID. `.tmp/<id>.eml` is created when the
    * first bytes leave the write buffer (a message above 64 KiB); a message
    * that fits the buffer is written as `<id>.eml` at commit, so a spool
-   * fault shows there (and a small message costs one file call instead of
-   * open, write and close, and no rename).
+   * fault shows there (and, with `--no-fsync`, a small message costs one
+   * file call instead of open, write and close, and no rename).
    *
    * @returns The sink to stream the message into.
    * @throws {SpoolError} `"unwritable"` once the writer is closed.
@@ -248,10 +254,19 @@ export class SpoolWriter {
     if (this.#fsync && !IS_WINDOWS) await this.#dirSync.sync();
   }
 
-  /** Stops accepting new messages and waits for directory fsyncs in flight. */
+  /**
+   * Stops accepting new messages and waits (up to 10 s, for an fsync that
+   * hangs) for commits and directory fsyncs in flight: the lock is released
+   * last, or another server's start-up recovery could remove the `.eml` of a
+   * commit still under way and leave its `.json` alone.
+   */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    const deadline = Date.now() + CLOSE_WAIT_MS;
+    while (this.#commits.inFlight > 0 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
     await this.#dirSync.idle();
     this.#hashWorker.close();
     this.#lock.close();

@@ -51,7 +51,7 @@ Deno.test("SpoolReader lists complete messages in id order and filters them", as
     const a = await store(spool, "alice@example.com", ["bob@example.com"], "Subject: Hello Bob");
     const b = await store(spool, "", ["carol@example.org"], "Subject: Reset\r\nFrom: Shop <n@x>");
     const c = await store(spool, "dave@x", ["x@y", "BOB@example.com"], "To: T <t@z>");
-    const pending = await spool.begin(); // in .tmp: never listed
+    const pending = await spool.begin(); // not committed: never listed
     await Deno.writeTextFile(`${dir}/config.json`, JSON.stringify(a)); // not a message id
     await Deno.writeTextFile(`${dir}/01ARZ3NDEKTSV4RRFFQ69G5FAV.json`, "{ torn"); // unparsable
     await Deno.writeTextFile(`${dir}/01ARZ3NDEKTSV4RRFFQ69G5FAW.eml`, "orphan");

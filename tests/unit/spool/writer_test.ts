@@ -346,6 +346,23 @@ Deno.test("SpoolWriter: interleaved messages in random chunks keep their bytes, 
   }
 });
 
+Deno.test("SpoolWriter: close waits for commits in flight before it releases the lock", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const spool = await SpoolWriter.open({ dir, fsync: true });
+    const sink = spool.begin();
+    sink.write(enc("Subject: late\r\n\r\nhi\r\n"));
+    let settled = false;
+    const commit = sink.commit(input()).finally(() => (settled = true));
+    await spool.close();
+    assert.ok(settled, "the commit ended before close resolved");
+    await commit;
+    assert.deepEqual(await names(dir), [".tmp", `${sink.id}.eml`, `${sink.id}.json`]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 for (const fsync of [true, false]) {
   Deno.test(`SpoolWriter: a small message touches the disk only at commit (fsync ${fsync})`, async () => {
     const dir = await Deno.makeTempDir();
@@ -353,11 +370,18 @@ for (const fsync of [true, false]) {
       const spool = await SpoolWriter.open({ dir, fsync });
       const small = spool.begin();
       small.write(enc("Subject: small\r\n\r\nhi\r\n"));
+      // A small body goes straight to <id>.eml: a directory in its .tmp place is never touched.
+      await Deno.mkdir(`${dir}/.tmp/${small.id}.eml`);
       const big = spool.begin();
       big.write(new Uint8Array(70 * 1024).fill(0x61));
-      assert.deepEqual(await names(`${dir}/.tmp`), [`${big.id}.eml`]);
+      assert.deepEqual(await names(`${dir}/.tmp`), [`${big.id}.eml`, `${small.id}.eml`].sort());
       const empty = spool.begin();
       for (const sink of [small, big, empty]) await sink.commit(input());
+      await Deno.remove(`${dir}/.tmp/${small.id}.eml`);
+      assert.equal(
+        await Deno.readTextFile(`${dir}/${small.id}.eml`),
+        "Subject: small\r\n\r\nhi\r\n",
+      );
       assert.equal((await Deno.readFile(`${dir}/${empty.id}.eml`)).length, 0);
       assert.equal((await Deno.readFile(`${dir}/${big.id}.eml`)).length, 70 * 1024);
       const aborted = spool.begin();
