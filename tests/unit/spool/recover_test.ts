@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { recoverSpool } from "../../../lib/spool/recover.ts";
 import { SpoolWriter } from "../../../lib/spool/writer.ts";
 import { IdGenerator } from "../../../lib/spool/id.ts";
+import { withTempDir } from "../../helpers/temp_dir.ts";
 
 async function names(dir: string): Promise<string[]> {
   const out: string[] = [];
@@ -11,8 +12,7 @@ async function names(dir: string): Promise<string[]> {
 }
 
 Deno.test("recoverSpool removes .tmp contents and orphan .eml, keeps complete messages", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (dir) => {
     const ids = new IdGenerator();
     const [complete, orphan, inFlight] = [ids.next(), ids.next(), ids.next()];
     // A crash after the .eml rename, before the .json rename (no 250 was sent).
@@ -28,14 +28,11 @@ Deno.test("recoverSpool removes .tmp contents and orphan .eml, keeps complete me
     assert.deepEqual(report, { tmpRemoved: 3, orphansRemoved: 1, skipped: false });
     assert.deepEqual(await names(dir), [".tmp", `${complete}.eml`, `${complete}.json`]);
     assert.deepEqual(await names(`${dir}/.tmp`), []);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("recoverSpool never touches files that are not <id>.eml/<id>.json", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (dir) => {
     const others = [
       "notes.eml",
       "README",
@@ -49,27 +46,21 @@ Deno.test("recoverSpool never touches files that are not <id>.eml/<id>.json", as
     const report = await recoverSpool(dir);
     assert.deepEqual(report, { tmpRemoved: 0, orphansRemoved: 0, skipped: false });
     assert.deepEqual(await names(dir), [...others, "01ARZ3NDEKTSV4RRFFQ69G5FAW.eml"].sort());
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("recoverSpool treats a missing spool as empty", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (dir) => {
     assert.deepEqual(await recoverSpool(`${dir}/none`), {
       tmpRemoved: 0,
       orphansRemoved: 0,
       skipped: false,
     });
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("SpoolWriter.open recovers a simulated crash and reports it", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (dir) => {
     const first = await SpoolWriter.open({ dir, fsync: false });
     const kept = await first.begin();
     await kept.write(new TextEncoder().encode("Subject: kept\r\n\r\n"));
@@ -102,7 +93,5 @@ Deno.test("SpoolWriter.open recovers a simulated crash and reports it", async ()
     assert.deepEqual(await names(dir), [".tmp", `${meta.id}.eml`, `${meta.id}.json`]);
     await lost.abort();
     await second.close();
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });

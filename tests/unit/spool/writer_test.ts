@@ -4,6 +4,7 @@ import fc from "fast-check";
 import { SpoolError, SpoolWriter, toSpoolError } from "../../../lib/spool/writer.ts";
 import type { MetaInput } from "../../../lib/spool/meta.ts";
 import { isMessageId } from "../../../lib/spool/id.ts";
+import { withTempDir } from "../../helpers/temp_dir.ts";
 
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 
@@ -32,8 +33,7 @@ async function names(dir: string): Promise<string[]> {
 
 for (const fsync of [true, false]) {
   Deno.test(`SpoolWriter commit stores .eml and .json (fsync ${fsync})`, async () => {
-    const dir = await Deno.makeTempDir();
-    try {
+    await withTempDir(async (dir) => {
       const spool = await SpoolWriter.open({ dir, fsync });
       const message = "Subject: =?utf-8?Q?h=C3=A9llo?=\r\nFrom: a@b\r\n\r\nbody\r\n.. dot\r\n";
       const sink = await spool.begin();
@@ -58,15 +58,12 @@ for (const fsync of [true, false]) {
       assert.deepEqual(await names(dir), [".tmp", `${sink.id}.eml`, `${sink.id}.json`]);
       assert.deepEqual(await names(`${dir}/.tmp`), []);
       await spool.close();
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
+    });
   });
 }
 
 Deno.test("SpoolWriter stores large and empty messages byte for byte", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (dir) => {
     const spool = await SpoolWriter.open({ dir, fsync: false });
     const big = new Uint8Array(300_000);
     for (let i = 0; i < big.length; i++) big[i] = (i * 7) & 0xff;
@@ -94,14 +91,11 @@ Deno.test("SpoolWriter stores large and empty messages byte for byte", async () 
     assert.deepEqual(emptyMeta.headers, {});
     assert.ok(meta.id < emptyMeta.id);
     await spool.close();
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("SpoolWriter: messages above 1 MiB are hashed by the worker, aborts drop their job", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (dir) => {
     const failures: string[] = [];
     const spool = await SpoolWriter.open({
       dir,
@@ -124,14 +118,11 @@ Deno.test("SpoolWriter: messages above 1 MiB are hashed by the worker, aborts dr
     assert.deepEqual(await names(`${dir}/.tmp`), []);
     assert.deepEqual(failures, []);
     await spool.close();
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("SpoolWriter: with fsync, a 40 MiB message synced while it arrives is stored whole", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (dir) => {
     const spool = await SpoolWriter.open({ dir, fsync: true });
     const piece = new Uint8Array(256 * 1024).map((_, i) => i & 0xff);
     const sink = spool.begin();
@@ -147,14 +138,11 @@ Deno.test("SpoolWriter: with fsync, a 40 MiB message synced while it arrives is 
     assert.equal(meta.sha256, hash.digest("hex"));
     assert.equal((await Deno.stat(`${dir}/${meta.id}.eml`)).size, meta.size);
     await spool.close();
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("SpoolWriter: abort leaves nothing and is idempotent", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (dir) => {
     const spool = await SpoolWriter.open({ dir, fsync: true });
     const sink = await spool.begin();
     await sink.write(enc("Subject: x\r\n\r\n"));
@@ -165,28 +153,22 @@ Deno.test("SpoolWriter: abort leaves nothing and is idempotent", async () => {
     assert.throws(() => sink.write(enc("x")), SpoolError);
     await assert.rejects(sink.commit(input()), SpoolError);
     await spool.close();
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("SpoolWriter: abort after commit does not remove the message", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (dir) => {
     const spool = await SpoolWriter.open({ dir, fsync: false });
     const sink = await spool.begin();
     const meta = await sink.commit(input());
     await sink.abort();
     assert.deepEqual(await names(dir), [".tmp", `${meta.id}.eml`, `${meta.id}.json`]);
     await spool.close();
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("SpoolWriter: many concurrent commits with fsync all land (group commit)", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (dir) => {
     const spool = await SpoolWriter.open({ dir, fsync: true });
     const metas = await Promise.all(
       Array.from({ length: 40 }, async (_, i) => {
@@ -198,9 +180,7 @@ Deno.test("SpoolWriter: many concurrent commits with fsync all land (group commi
     assert.equal(new Set(metas.map((m) => m.id)).size, 40);
     assert.equal((await names(dir)).length, 81);
     await spool.close();
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("SpoolWriter.open creates the spool with parents and makes dir absolute", async () => {
@@ -258,8 +238,7 @@ Deno.test("SpoolWriter: a spool removed underneath fails every commit with Spool
 for (const fsync of [false, true]) {
   for (const [what, bytes] of [["small", 1024], ["streamed", 200 * 1024]] as const) {
     Deno.test(`SpoolWriter: a failed commit of a ${what} body leaves no .eml (fsync ${fsync})`, async () => {
-      const dir = await Deno.makeTempDir();
-      try {
+      await withTempDir(async (dir) => {
         const spool = await SpoolWriter.open({ dir, fsync });
         const sink = await spool.begin();
         await sink.write(enc("Subject: x\r\n\r\n" + "a".repeat(bytes)));
@@ -269,9 +248,7 @@ for (const fsync of [false, true]) {
         assert.deepEqual(await names(dir), [".tmp", `${sink.id}.json`]);
         assert.deepEqual(await names(`${dir}/.tmp`), []);
         await spool.close();
-      } finally {
-        await Deno.remove(dir, { recursive: true });
-      }
+      });
     });
   }
 }
@@ -291,8 +268,7 @@ Deno.test("toSpoolError maps ENOSPC to full and other errors to unwritable", asy
 });
 
 Deno.test("SpoolWriter: interleaved messages in random chunks keep their bytes, hash and headers", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (dir) => {
     const spool = await SpoolWriter.open({ dir, fsync: false });
     await fc.assert(
       fc.asyncProperty(
@@ -341,14 +317,11 @@ Deno.test("SpoolWriter: interleaved messages in random chunks keep their bytes, 
       { numRuns: 40 },
     );
     await spool.close();
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("SpoolWriter: close waits for commits in flight before it releases the lock", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (dir) => {
     const spool = await SpoolWriter.open({ dir, fsync: true });
     const sink = spool.begin();
     sink.write(enc("Subject: late\r\n\r\nhi\r\n"));
@@ -358,15 +331,12 @@ Deno.test("SpoolWriter: close waits for commits in flight before it releases the
     assert.ok(settled, "the commit ended before close resolved");
     await commit;
     assert.deepEqual(await names(dir), [".tmp", `${sink.id}.eml`, `${sink.id}.json`]);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 for (const fsync of [true, false]) {
   Deno.test(`SpoolWriter: a small message touches the disk only at commit (fsync ${fsync})`, async () => {
-    const dir = await Deno.makeTempDir();
-    try {
+    await withTempDir(async (dir) => {
       const spool = await SpoolWriter.open({ dir, fsync });
       const small = spool.begin();
       small.write(enc("Subject: small\r\n\r\nhi\r\n"));
@@ -389,8 +359,6 @@ for (const fsync of [true, false]) {
       aborted.abort();
       assert.deepEqual(await names(`${dir}/.tmp`), []);
       await spool.close();
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
+    });
   });
 }
