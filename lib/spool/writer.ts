@@ -410,12 +410,11 @@ class Sink implements MessageSink {
 
   /**
    * Writes the .json and makes the message durable. On POSIX one round of
-   * fsyncs instead of three: the .eml takes its final name first, if it
-   * streamed to `tmpEml` (an .eml without .json is an orphan nobody reads
-   * and start-up removes), then its
-   * data, the .json's data and the directory entry are made durable together
-   * (the file system batches them into one journal commit). Only then may the
-   * .json appear. allSettled: the caller's cleanup must not race a pending fsync.
+   * fsyncs instead of three: a body that streamed to `tmpEml` takes its
+   * final name first (an .eml without .json is an orphan nobody reads and
+   * start-up removes), then its data, the .json's data and the directory
+   * entry are made durable together (the file system batches them into one
+   * journal commit). Only then may the .json appear. allSettled: the caller's cleanup must not race a pending fsync.
    */
   async #syncWithJson(
     file: Deno.FsFile,
