@@ -17,6 +17,7 @@ import {
   runtimeFlags,
 } from "../helpers/launcher.ts";
 import { RawClient } from "../helpers/raw_client.ts";
+import { withTempDir } from "../helpers/temp_dir.ts";
 
 const DENORT = Deno.env.get("DENORT_BIN");
 if (!DENORT) {
@@ -58,8 +59,7 @@ Deno.test({
   name: "compiled binary: serves, stores, exits 2 on a bad flag and 0 on SIGTERM",
   ignore: !DENORT,
   async fn() {
-    const dir = await Deno.makeTempDir({ prefix: "smtpd-compiled-" });
-    try {
+    await withTempDir(async (dir) => {
       const binary = await compile(repoPath("main.ts"), `${dir}/smtpd`, true);
 
       const version = await output(binary, ["--version"]);
@@ -103,9 +103,7 @@ Deno.test({
       assert.equal(new TextDecoder().decode(message?.eml), "Subject: compiled\r\n\r\nhi\r\n");
       const bigEml = `Subject: big\r\n\r\n${BIG_BODY}`;
       assert.equal(big?.meta.sha256, createHash("sha256").update(bigEml).digest("hex"));
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
+    }, "smtpd-compiled-");
   },
 });
 
@@ -113,15 +111,12 @@ Deno.test({
   name: "compiled binary: the pinned V8 flags are baked in (gc exposed for lib/native_memory.ts)",
   ignore: !DENORT,
   async fn() {
-    const dir = await Deno.makeTempDir({ prefix: "smtpd-compiled-gc-" });
-    try {
+    await withTempDir(async (dir) => {
       const probe = `${dir}/probe.ts`;
       await Deno.writeTextFile(probe, "console.log(typeof (globalThis as { gc?: unknown }).gc);\n");
       const binary = await compile(probe, `${dir}/probe`, false);
       const run = await output(binary, []);
       assert.equal(run.stdout.trim(), "function", run.stderr);
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
+    }, "smtpd-compiled-gc-");
   },
 });
