@@ -37,16 +37,18 @@ endif
 # uncollected (+17 MB RSS per 100,000 messages, without bound);
 # --max-semi-space-size=2 (MB) stops V8 growing its young generation to
 # 16 MB semispaces under load (+27 MB RSS). Together ~6% of 1 KiB throughput.
+# --unstable-net: Deno.listen's reusePort, which lets a second serving thread
+# share the ports (lib/server/threads.ts); without it smtpd serves on one.
 #
 # Must equal deno.json tasks.run and tasks.compile:
 # tests/unit/permissions_test.ts fails when the three drift apart.
-RUNTIME_FLAGS := --allow-all --v8-flags=--expose-gc,--max-semi-space-size=2
+RUNTIME_FLAGS := --allow-all --unstable-net --v8-flags=--expose-gc,--max-semi-space-size=2
 
 # Modules `deno compile` cannot find by itself: workers are not bundled unless
-# included. Without it the binary still works, hashing large messages on the
-# main thread, and says so in a warning. Must equal deno.json tasks.compile's
+# included. Without them the binary still works, hashing large messages on
+# the main thread and serving on one thread, and says so in a warning. Must equal deno.json tasks.compile's
 # --include flags and name every worker in lib/ (tests/unit/permissions_test.ts).
-INCLUDES := --include lib/spool/hash_worker.ts
+INCLUDES := --include lib/spool/hash_worker.ts --include lib/server/helper_worker.ts
 
 TARGETS := x86_64-unknown-linux-gnu aarch64-unknown-linux-gnu x86_64-apple-darwin \
 	aarch64-apple-darwin x86_64-pc-windows-msvc

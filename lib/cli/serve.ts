@@ -15,7 +15,8 @@ import { EXIT_OK } from "./errors.ts";
  * @returns 0 after a clean shutdown; start-up failures reject (`StartupError`, `OptionError`).
  */
 export async function runServe(options: ServeOptions): Promise<number> {
-  const handle = await serve({ ...options, handleSignals: true });
+  const threads = navigator.hardwareConcurrency >= 2 ? 2 : 1;
+  const handle = await serve({ threads, ...options, handleSignals: true });
   await handle.finished;
   return EXIT_OK;
 }

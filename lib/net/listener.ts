@@ -26,6 +26,14 @@ export interface BindOptions {
    * upgraded.
    */
   native?: boolean;
+  /**
+   * Bind a native listener with `SO_REUSEPORT` (Linux, `--unstable-net`), so
+   * that a second thread of the same server can bind the same port and the
+   * kernel spreads new connections over both. `"first"`: the port must be
+   * free (a plain bind probes it, so another server's port is never
+   * joined); `"join"`: the second thread, binding the port the first got.
+   */
+  reusePort?: "first" | "join";
 }
 
 export interface BoundListener {
@@ -68,7 +76,9 @@ export function bindListener(
   onSocket: OnSocket,
   options: BindOptions = {},
 ): Promise<BoundListener> {
-  return options.native && !spec.tls ? bindNative(spec, onSocket) : bindNode(spec, onSocket);
+  return options.native && !spec.tls
+    ? bindNative(spec, onSocket, options.reusePort)
+    : bindNode(spec, onSocket);
 }
 
 function labelOf(spec: ListenSpec): string {
@@ -82,10 +92,39 @@ function listenError(spec: ListenSpec, e: unknown): ListenError {
   return new ListenError(`cannot listen on ${labelOf(spec)}: ${reason}`);
 }
 
-function bindNative(spec: ListenSpec, onSocket: OnSocket): Promise<BoundListener> {
+/**
+ * Whether `Deno.listen` takes `reusePort` here: Linux (elsewhere the option
+ * does not spread connections) and a runtime started with `--unstable-net`.
+ */
+export function reusePortAvailable(): boolean {
+  // A gated unstable API ends the process instead of throwing, so the flag
+  // is detected by an API that exists only under it.
+  return Deno.build.os === "linux" && "listenDatagram" in Deno;
+}
+
+function reusePortOptions(spec: ListenSpec, reusePort: boolean): Deno.TcpListenOptions {
+  const options = { hostname: spec.host, port: spec.port, transport: "tcp" as const };
+  // `reusePort` is typed only under the unstable-net type library.
+  return reusePort ? { ...options, reusePort: true } as Deno.TcpListenOptions : options;
+}
+
+function listenNative(spec: ListenSpec, reusePort: "first" | "join" | undefined): Deno.TcpListener {
+  if (reusePort === "first" && spec.port !== 0) {
+    // SO_REUSEPORT would let this bind join another server's port (say, a
+    // second smtpd started by mistake): a plain bind must succeed first.
+    Deno.listen(reusePortOptions(spec, false)).close();
+  }
+  return Deno.listen(reusePortOptions(spec, reusePort !== undefined));
+}
+
+function bindNative(
+  spec: ListenSpec,
+  onSocket: OnSocket,
+  reusePort: "first" | "join" | undefined,
+): Promise<BoundListener> {
   let socket: Deno.TcpListener;
   try {
-    socket = Deno.listen({ hostname: spec.host, port: spec.port, transport: "tcp" });
+    socket = listenNative(spec, reusePort);
   } catch (e: unknown) {
     return Promise.reject(listenError(spec, e));
   }

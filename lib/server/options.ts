@@ -68,6 +68,14 @@ export interface ServeOptions {
   trustProxy?: string[];
   /** Install SIGINT/SIGTERM handlers (the CLI sets this; library users usually don't). */
   handleSignals?: boolean;
+  /**
+   * Serving threads, 1 (the default) or 2. With 2, on Linux under
+   * `--unstable-net`, a second thread serves the same ports and spool when
+   * nothing needs one thread (no TLS, `exitAfter`, `faults`,
+   * `onMessageCommand` or callbacks); otherwise one thread serves. The CLI
+   * asks for 2 on a machine with two or more CPUs.
+   */
+  threads?: number;
 
   onConnect?: (info: ConnectionInfo) => CallbackResult | Promise<CallbackResult>;
   /** Return true to accept the credentials (replaces `--auth-file`). */

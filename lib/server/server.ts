@@ -23,6 +23,13 @@ import { HookRunner } from "./hooks.ts";
 import { DEFAULTS, type ServeOptions } from "./options.ts";
 import { replyFrom, SessionHandler, toDecision } from "./session_handler.ts";
 import { type Setup, setup, StartupError } from "./setup.ts";
+import {
+  ConnectionCounters,
+  helperObstacle,
+  HelperThread,
+  newSharedState,
+  type SharedState,
+} from "./threads.ts";
 
 /** How long SIGTERM lets transfers in flight finish (SPEC §4). */
 const DRAIN_DEADLINE_MS = 10_000;
@@ -47,7 +54,16 @@ function plainAddress(address: string | undefined): string {
   return address.startsWith("::ffff:") && address.includes(".") ? address.slice(7) : address;
 }
 
-class Server {
+/** Which thread a `Server` is (threads.ts). */
+interface Thread {
+  shared: SharedState;
+  /** The helper logs no life-cycle lines: the primary speaks for the server. */
+  role: "primary" | "helper";
+  /** How the native listeners bind (listener.ts); none without a helper. */
+  reusePort?: "first" | "join";
+}
+
+export class Server {
   #options: ServeOptions;
   #setup: Setup;
   #ctx: ServerContext;
@@ -56,15 +72,24 @@ class Server {
   #hooks: HookRunner | null;
   #listeners: BoundListener[] = [];
   #connections = new Set<Connection>();
-  #active = 0;
-  #connSeq = 0;
+  #thread: Thread;
+  #counters: ConnectionCounters;
+  #helper: HelperThread | null = null;
   #storedCount = 0;
   #stopping: Promise<void> | null = null;
   #resolveFinished!: () => void;
   readonly finished: Promise<void>;
 
-  constructor(options: ServeOptions, s: Setup, spool: SpoolWriter, logger: Logger) {
+  constructor(
+    options: ServeOptions,
+    s: Setup,
+    spool: SpoolWriter,
+    logger: Logger,
+    thread: Thread,
+  ) {
     this.#options = options;
+    this.#thread = thread;
+    this.#counters = new ConnectionCounters(thread.shared);
     this.#setup = s;
     this.#spool = spool;
     this.#logger = logger;
@@ -81,9 +106,7 @@ class Server {
       emlPath: (id) => join(spool.dir, `${id}.eml`),
       withdraw: (id) => spool.remove(id),
       stored: (meta, emlPath) => this.#stored(meta, emlPath),
-      released: () => {
-        this.#active--;
-      },
+      released: () => this.#counters.release(),
     };
   }
 
@@ -97,13 +120,21 @@ class Server {
         // Without TLS no socket is ever upgraded: Deno.listen's are cheaper.
         const native = this.#setup.tls === null;
         const accept = (socket: WireSocket, l: BoundListener) => this.#accept(socket, l);
-        this.#listeners.push(await bindListener(spec, accept, { native }));
+        const reusePort = this.#thread.reusePort;
+        this.#listeners.push(
+          await bindListener(spec, accept, { native, ...(reusePort ? { reusePort } : {}) }),
+        );
       }
     } catch (e: unknown) {
       await Promise.all(this.#listeners.map((l) => l.close()));
       if (e instanceof ListenError) throw new StartupError(e.message);
       throw e;
     }
+  }
+
+  /** The primary's helper thread, drained and stopped with it. */
+  adopt(helper: HelperThread): void {
+    this.#helper = helper;
   }
 
   #stored(meta: Meta, emlPath: string): void {
@@ -130,11 +161,11 @@ class Server {
     }
     const client = clientOf(socket);
     const server = { address: plainAddress(socket.localAddress), port: socket.localPort ?? 0 };
-    const conn = ++this.#connSeq;
-    this.#active++;
+    const conn = this.#counters.nextNumber();
+    const active = this.#counters.admit();
     let released = false;
     const release = () => {
-      if (!released) this.#active--;
+      if (!released) this.#counters.release();
       released = true;
     };
     let stream: WireSocket = socket;
@@ -160,7 +191,7 @@ class Server {
         return;
       }
     }
-    if (this.#active > this.#setup.maxConnections) {
+    if (active > this.#setup.maxConnections) {
       this.#refuse(stream, REPLY_TOO_MANY_CONNECTIONS(this.#setup.hostname), conn, client.address);
       release();
       return;
@@ -283,13 +314,16 @@ class Server {
 
   /** Second signal: drop everything now. */
   abort(): void {
+    this.#helper?.abort();
     for (const c of this.#connections) c.destroy("shutdown");
     this.#hooks?.cancel();
     void this.close();
   }
 
   async #drain(): Promise<void> {
-    this.#logger.info("shutting down", { connections: this.#connections.size });
+    const primary = this.#thread.role === "primary";
+    const helperStored = this.#helper?.close(DRAIN_DEADLINE_MS) ?? Promise.resolve(0);
+    if (primary) this.#logger.info("shutting down", { connections: this.#connections.size });
     // node:net's close() calls back only once every connection has ended: do
     // not wait for it before telling the sessions to finish.
     const listenersClosed = Promise.all(this.#listeners.map((l) => l.close()));
@@ -306,9 +340,16 @@ class Server {
       await Promise.race([this.#hooks.idle(), new Promise((r) => setTimeout(r, left))]);
       this.#hooks.cancel();
     }
+    const stored = this.#storedCount + await helperStored;
     await this.#spool.close();
-    this.#logger.info("stopped", { stored: this.#storedCount });
+    this.#helper?.stop();
+    if (primary) this.#logger.info("stopped", { stored });
     this.#resolveFinished();
+  }
+
+  /** Messages this thread stored. */
+  get stored(): number {
+    return this.#storedCount;
   }
 }
 
@@ -352,6 +393,64 @@ async function writeAtomically(what: string, path: string, content: string): Pro
   }
 }
 
+async function openSpool(
+  dir: string,
+  options: ServeOptions,
+  logger: Logger,
+  shared: SharedState,
+  recover: boolean,
+): Promise<SpoolWriter> {
+  try {
+    return await SpoolWriter.open({
+      dir,
+      fsync: options.noFsync !== true,
+      idState: shared.ids,
+      recover,
+      onHashWorkerFailure: (reason) =>
+        logger.warn("hash worker unavailable: large messages hashed on the main thread", {
+          error: reason,
+        }),
+    });
+  } catch (e: unknown) {
+    if (e instanceof SpoolError) throw new StartupError(e.message);
+    throw e;
+  }
+}
+
+/**
+ * The helper thread's server (helper_worker.ts): the primary's options on
+ * the ports the primary bound, sharing its counters and IDs, without
+ * start-up clean-up, ready file or signals.
+ */
+export async function serveHelper(
+  options: ServeOptions,
+  shared: SharedState,
+  hashPort: MessagePort,
+): Promise<Server> {
+  const s = await setup(options);
+  const logger = makeLogger(options);
+  const spool = await openSpool(
+    resolve(options.spool ?? DEFAULTS.spool),
+    options,
+    logger,
+    shared,
+    false,
+  );
+  spool.hashOn(hashPort);
+  const server = new Server(options, s, spool, logger, {
+    shared,
+    role: "helper",
+    reusePort: "join",
+  });
+  try {
+    await server.bind();
+  } catch (e: unknown) {
+    await spool.close();
+    throw e;
+  }
+  return server;
+}
+
 function installSignals(server: Server, logger: Logger): () => void {
   // Windows delivers only SIGINT and SIGBREAK to Deno (SPEC §7).
   const signals: Deno.Signal[] = Deno.build.os === "windows"
@@ -382,20 +481,9 @@ export async function serve(options: ServeOptions = {}): Promise<ServerHandle> {
   const s = await setup(options);
   const logger = makeLogger(options);
   const spoolDir = resolve(options.spool ?? DEFAULTS.spool);
-  let spool: SpoolWriter;
-  try {
-    spool = await SpoolWriter.open({
-      dir: spoolDir,
-      fsync: options.noFsync !== true,
-      onHashWorkerFailure: (reason) =>
-        logger.warn("hash worker unavailable: large messages hashed on the main thread", {
-          error: reason,
-        }),
-    });
-  } catch (e: unknown) {
-    if (e instanceof SpoolError) throw new StartupError(e.message);
-    throw e;
-  }
+  const shared = newSharedState();
+  const obstacle = helperObstacle(options, s);
+  const spool = await openSpool(spoolDir, options, logger, shared, true);
   const { recovery } = spool;
   if (recovery.skipped) {
     logger.info("spool shared with a running server: start-up clean-up left to it", {
@@ -415,7 +503,11 @@ export async function serve(options: ServeOptions = {}): Promise<ServerHandle> {
       throw new StartupError(`cannot create ${dir}: ${errorReason(e)}`);
     }
   }
-  const server = new Server(options, s, spool, logger);
+  const server = new Server(options, s, spool, logger, {
+    shared,
+    role: "primary",
+    ...(obstacle === null ? { reusePort: "first" as const } : {}),
+  });
   try {
     await server.bind();
   } catch (e: unknown) {
@@ -423,6 +515,10 @@ export async function serve(options: ServeOptions = {}): Promise<ServerHandle> {
     throw e;
   }
   const addresses = server.listeners.map((l) => ({ address: l.address, port: l.port, tls: l.tls }));
+  const helper = obstacle === null
+    ? await HelperThread.start(options, shared, addresses, logger, spool)
+    : null;
+  if (helper) server.adopt(helper);
   if (options.readyFile !== undefined) {
     try {
       await writeAtomically(
@@ -446,6 +542,7 @@ export async function serve(options: ServeOptions = {}): Promise<ServerHandle> {
       : "off",
     auth: options.onAuth ? "callback" : s.credentials ? "auth-file" : "any credentials",
     fsync: options.noFsync !== true,
+    threads: helper ? 2 : 1,
   });
   const uninstall = options.handleSignals ? installSignals(server, logger) : () => {};
   void server.finished.then(uninstall);

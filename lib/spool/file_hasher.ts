@@ -68,7 +68,8 @@ export interface FileHash {
  * ```
  */
 export class HashWorker {
-  #worker: Worker | null = null;
+  /** A Worker of our own, or a port to another thread that serves hashing. */
+  #worker: Worker | MessagePort | null = null;
   #broken = false;
   #nextJob = 1;
   readonly #waiting = new Map<number, Waiter>();
@@ -113,13 +114,25 @@ export class HashWorker {
     };
   }
 
+  /**
+   * Hashes on the thread behind `port` (which runs `serveHashRequests`)
+   * instead of starting a worker, unless one already runs. The owner calls
+   * {@linkcode close} if that thread goes away.
+   */
+  attach(port: MessagePort): void {
+    if (this.#worker !== null || this.#broken) return;
+    port.onmessage = (event: MessageEvent<HashReply>) => this.#settle(event.data);
+    port.onmessageerror = () => this.#fail("unreadable reply");
+    this.#worker = port;
+  }
+
   /** Stops the worker; jobs waiting for it fall back to inline hashing. */
   close(): void {
     this.#stop(new Error("hash worker stopped"));
     this.#broken = true;
   }
 
-  #ensure(): Worker | null {
+  #ensure(): Worker | MessagePort | null {
     if (this.#worker !== null || this.#broken) return this.#worker;
     try {
       // A missing module would fail inside the worker, which prints the error
@@ -159,7 +172,8 @@ export class HashWorker {
   }
 
   #stop(error: Error): void {
-    this.#worker?.terminate();
+    if (this.#worker instanceof Worker) this.#worker.terminate();
+    else this.#worker?.close();
     this.#worker = null;
     for (const waiter of this.#waiting.values()) waiter.reject(error);
     this.#waiting.clear();

@@ -58,12 +58,19 @@ export function idTime(id: string): number {
   return time;
 }
 
+/** Bytes of an {@linkcode IdGenerator}'s state: lock, last time, random digits. */
+export const ID_STATE_BYTES = 16 + RANDOM_DIGITS;
+
 /**
- * Generates monotonic IDs. Within a process every ID is greater than the
- * previous one even when the clock stands still or goes back: the time is
- * clamped to the last time used and the random part incremented (the flaw of
- * a ULID generator that trusts the clock). Randomness comes from
- * `crypto.getRandomValues`, so separate processes do not collide.
+ * Generates monotonic IDs. Every ID is greater than the previous one even
+ * when the clock stands still or goes back: the time is clamped to the last
+ * time used and the random part incremented (the flaw of a ULID generator
+ * that trusts the clock). Randomness comes from `crypto.getRandomValues`, so
+ * separate processes do not collide.
+ *
+ * Threads of one server pass the same `SharedArrayBuffer` (of
+ * {@linkcode ID_STATE_BYTES}): they then share one sequence, under a spin
+ * lock held for the few instructions of a `next()`.
  *
  * @example Usage
  * ```ts
@@ -75,31 +82,51 @@ export function idTime(id: string): number {
  * ```
  */
 export class IdGenerator {
-  #lastTime = -1;
+  /** [0]: the lock (0 free, 1 held). */
+  #lock: Int32Array;
+  /** [0]: the last time used plus one; 0 (a fresh buffer) before the first ID. */
+  #lastTimePlusOne: Float64Array;
   /** Random part as base32 digit values, most significant first. */
-  #random = new Uint8Array(RANDOM_DIGITS);
+  #random: Uint8Array;
+
+  constructor(state: SharedArrayBuffer | ArrayBuffer = new ArrayBuffer(ID_STATE_BYTES)) {
+    if (state.byteLength < ID_STATE_BYTES) throw new RangeError("ID state buffer too small");
+    this.#lock = new Int32Array(state, 0, 1);
+    this.#lastTimePlusOne = new Float64Array(state, 8, 1);
+    this.#random = new Uint8Array(state, 16, RANDOM_DIGITS);
+  }
 
   /**
    * The next ID.
    *
    * @param now The current time in ms (default `Date.now()`); tests pass their own.
-   * @returns A 26-character ID greater than every earlier one from this generator.
+   * @returns A 26-character ID greater than every earlier one from this generator
+   *   (and from every generator sharing its state).
    */
   next(now: number = Date.now()): string {
-    let time = Math.min(Math.max(Math.floor(now), 0), MAX_TIME);
-    if (time > this.#lastTime) {
-      this.#fillRandom();
-    } else {
-      time = this.#lastTime;
-      if (!this.#increment()) {
-        // 2^80 IDs in one millisecond cannot happen; borrowing the next
-        // millisecond keeps the order correct anyway.
-        time = Math.min(time + 1, MAX_TIME);
-        this.#fillRandom();
-      }
+    const lock = this.#lock;
+    while (Atomics.compareExchange(lock, 0, 0, 1) !== 0) {
+      // Held by another thread for a few hundred nanoseconds at most.
     }
-    this.#lastTime = time;
-    return encodeTime(time) + encodeDigits(this.#random);
+    try {
+      let time = Math.min(Math.max(Math.floor(now), 0), MAX_TIME);
+      const last = this.#lastTimePlusOne[0]! - 1;
+      if (time > last) {
+        this.#fillRandom();
+      } else {
+        time = last;
+        if (!this.#increment()) {
+          // 2^80 IDs in one millisecond cannot happen; borrowing the next
+          // millisecond keeps the order correct anyway.
+          time = Math.min(time + 1, MAX_TIME);
+          this.#fillRandom();
+        }
+      }
+      this.#lastTimePlusOne[0] = time + 1;
+      return encodeTime(time) + encodeDigits(this.#random);
+    } finally {
+      Atomics.store(lock, 0, 0);
+    }
   }
 
   #fillRandom(): void {

@@ -96,6 +96,16 @@ export interface SpoolWriterOptions {
    * large messages are hashed on the main thread (slower, same result).
    */
   onHashWorkerFailure?: (reason: string) => void;
+  /**
+   * The ID generator's state, shared by the threads of one server so that
+   * their IDs form one sequence (see {@linkcode IdGenerator}).
+   */
+  idState?: SharedArrayBuffer;
+  /**
+   * False for a second thread of a running server: it must not clean up
+   * start-up leftovers, which are the first thread's messages in flight.
+   */
+  recover?: boolean;
 }
 
 /** One message being received; from {@linkcode SpoolWriter.begin}. */
@@ -150,7 +160,7 @@ export class SpoolWriter {
   readonly recovery: RecoveryReport;
   readonly #tmp: string;
   readonly #fsync: boolean;
-  readonly #ids = new IdGenerator();
+  readonly #ids: IdGenerator;
   readonly #dirSync: DirSyncer;
   readonly #hashWorker: HashWorker;
   readonly #buffers = new BufferPool(WRITE_BUFFER_BYTES);
@@ -169,6 +179,7 @@ export class SpoolWriter {
     this.#tmp = joinPath(options.dir, TMP_DIR);
     this.#fsync = options.fsync;
     this.#dirSync = new DirSyncer(options.dir);
+    this.#ids = new IdGenerator(options.idState);
     this.#hashWorker = new HashWorker(
       options.onHashWorkerFailure ? { onFailure: options.onHashWorkerFailure } : {},
     );
@@ -198,7 +209,7 @@ export class SpoolWriter {
         write: true,
         create: true,
       });
-      if (await lock.tryLock(true)) {
+      if (options.recover !== false && await lock.tryLock(true)) {
         recovery = await recoverSpool(dir);
         await lock.unlock();
       } else {
@@ -252,6 +263,19 @@ export class SpoolWriter {
     removeQuietly(joinPath(this.dir, `${id}.json`));
     removeQuietly(joinPath(this.dir, `${id}.eml`));
     if (this.#fsync && !IS_WINDOWS) await this.#dirSync.sync();
+  }
+
+  /**
+   * Hashes large messages on the thread behind `port` (a second serving
+   * thread) instead of a worker of its own: one isolate less in memory.
+   */
+  hashOn(port: MessagePort): void {
+    this.#hashWorker.attach(port);
+  }
+
+  /** The thread given to {@linkcode hashOn} is gone: hash inline from now on. */
+  hashThreadGone(): void {
+    this.#hashWorker.close();
   }
 
   /**

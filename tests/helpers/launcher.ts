@@ -36,7 +36,7 @@ export function repoPath(relative: string): string {
 
 /** The runtime flags (permissions, V8 flags) in a `deno run …`/`deno compile …` task string. */
 export function runtimeFlags(task: string): string[] {
-  return task.split(/\s+/).filter((t) => /^(--allow-|--deny-|-A$|--v8-flags=)/.test(t));
+  return task.split(/\s+/).filter((t) => /^(--allow-|--deny-|-A$|--v8-flags=|--unstable-)/.test(t));
 }
 
 /** The `--include PATH` values of a `deno compile …` task string or Makefile line. */

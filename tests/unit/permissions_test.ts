@@ -36,12 +36,17 @@ Deno.test("permissions: the Makefile RUNTIME_FLAGS equal deno.json tasks.run", (
   assert.deepEqual(sorted(makefileFlags()), sorted(runtimeFlags(tasks().run ?? "")));
 });
 
-Deno.test("permissions: --allow-all and the memory flags (the Makefile says why)", () => {
+Deno.test("permissions: --allow-all, unstable-net and the memory flags (the Makefile says why)", () => {
   // Unscoped --allow-run grants everything anyway; scoped file permissions
-  // make Deno resolve every path of every spool file call. --expose-gc lets
+  // make Deno resolve every path of every spool file call. --unstable-net
+  // gives reusePort to the second serving thread. --expose-gc lets
   // lib/native_memory.ts collect node:crypto state; the semispace cap keeps
   // the young generation small.
-  assert.deepEqual(runFlags(), ["--allow-all", "--v8-flags=--expose-gc,--max-semi-space-size=2"]);
+  assert.deepEqual(runFlags(), [
+    "--allow-all",
+    "--unstable-net",
+    "--v8-flags=--expose-gc,--max-semi-space-size=2",
+  ]);
 });
 
 Deno.test("permissions: run and compile tasks start main.ts", () => {
@@ -82,7 +87,7 @@ function workerModules(): string[] {
 
 Deno.test("compile includes: deno.json, the Makefile and lib's workers agree", () => {
   const workers = workerModules();
-  assert.deepEqual(workers, ["lib/spool/hash_worker.ts"]);
+  assert.deepEqual(workers, ["lib/server/helper_worker.ts", "lib/spool/hash_worker.ts"]);
   assert.deepEqual(includedModules(tasks().compile ?? "").sort(), workers);
   const text = Deno.readTextFileSync(repoPath("Makefile"));
   const m = /^INCLUDES\s*:?=(.*)$/m.exec(text);
