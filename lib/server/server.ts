@@ -202,6 +202,8 @@ export class Server {
       port: client.port,
       listener: `${listener.address}:${listener.port}`,
       tls: listener.tls,
+      // Which thread serves it, when there are two.
+      ...(this.#thread.role === "helper" ? { thread: 2 } : this.#helper ? { thread: 1 } : {}),
     });
     const refusal = await this.#connectStage({ client, server, tls: listener.tls }, conn);
     if (refusal === "disconnect") {

@@ -1,5 +1,11 @@
 import assert from "node:assert/strict";
-import { IdGenerator, idTime, isMessageId, isValidId } from "../../../lib/spool/id.ts";
+import {
+  ID_STATE_BYTES,
+  IdGenerator,
+  idTime,
+  isMessageId,
+  isValidId,
+} from "../../../lib/spool/id.ts";
 
 Deno.test("IdGenerator makes 10,000 unique, sorted, valid IDs in a tight loop", () => {
   const ids = new IdGenerator();
@@ -76,4 +82,49 @@ Deno.test("isMessageId accepts only the generated form", () => {
     assert.ok(!isMessageId(bad), bad);
   }
   assert.ok(Number.isNaN(idTime("latest")));
+});
+
+Deno.test("IdGenerator: generators on one shared state form one increasing sequence", () => {
+  const state = new SharedArrayBuffer(ID_STATE_BYTES);
+  const a = new IdGenerator(state);
+  const b = new IdGenerator(state);
+  const now = Date.now();
+  const out: string[] = [];
+  for (let i = 0; i < 5_000; i++) out.push(a.next(now), b.next(now), a.next(now - 5));
+  assert.deepEqual([...out].sort(), out);
+  assert.equal(new Set(out).size, out.length);
+});
+
+Deno.test("IdGenerator: two threads on one shared state never collide", async () => {
+  const state = new SharedArrayBuffer(ID_STATE_BYTES);
+  const idModule = new URL("../../../lib/spool/id.ts", import.meta.url).href;
+  const source = `import { IdGenerator } from ${JSON.stringify(idModule)};
+    self.onmessage = (e) => {
+      const ids = new IdGenerator(e.data);
+      const out = [];
+      for (let i = 0; i < 20000; i++) out.push(ids.next());
+      self.postMessage(out);
+    };`;
+  const url = URL.createObjectURL(new Blob([source], { type: "text/javascript" }));
+  const run = () =>
+    new Promise<string[]>((resolve, reject) => {
+      const worker = new Worker(url, { type: "module" });
+      worker.onmessage = (e: MessageEvent<string[]>) => {
+        worker.terminate();
+        resolve(e.data);
+      };
+      worker.onerror = (e) => {
+        e.preventDefault();
+        worker.terminate();
+        reject(new Error(e.message));
+      };
+      worker.postMessage(state);
+    });
+  try {
+    const [first, second] = await Promise.all([run(), run()]);
+    for (const list of [first!, second!]) assert.deepEqual([...list].sort(), list);
+    assert.equal(new Set([...first!, ...second!]).size, 40_000);
+  } finally {
+    URL.revokeObjectURL(url);
+  }
 });
