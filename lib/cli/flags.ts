@@ -93,6 +93,8 @@ export const SERVE_FLAGS: Readonly<Record<string, FlagSpec>> = {
   "accept-rcpt": { kind: "regex", split: "lines" },
   "fault": { kind: "string", split: "lines", key: "faults" },
   "trust-proxy": { kind: "string", split: "list" },
+  // Not in SPEC §2: a second serving thread (README, "Two serving threads").
+  "threads": { kind: "count" },
 };
 
 const TRUE_WORDS = ["1", "true", "yes"];

@@ -15,8 +15,7 @@ import { EXIT_OK } from "./errors.ts";
  * @returns 0 after a clean shutdown; start-up failures reject (`StartupError`, `OptionError`).
  */
 export async function runServe(options: ServeOptions): Promise<number> {
-  const threads = navigator.hardwareConcurrency >= 2 ? 2 : 1;
-  const handle = await serve({ threads, ...options, handleSignals: true });
+  const handle = await serve({ ...options, handleSignals: true });
   await handle.finished;
   return EXIT_OK;
 }

@@ -72,8 +72,8 @@ export interface ServeOptions {
    * Serving threads, 1 (the default) or 2. With 2, on Linux under
    * `--unstable-net`, a second thread serves the same ports and spool when
    * nothing needs one thread (no TLS, `exitAfter`, `faults`,
-   * `onMessageCommand` or callbacks); otherwise one thread serves. The CLI
-   * asks for 2 on a machine with two or more CPUs.
+   * `onMessageCommand` or callbacks); otherwise one thread serves. More
+   * than 2 counts as 2. `--threads` on the command line.
    */
   threads?: number;
 

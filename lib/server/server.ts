@@ -89,7 +89,7 @@ export class Server {
   ) {
     this.#options = options;
     this.#thread = thread;
-    this.#counters = new ConnectionCounters(thread.shared);
+    this.#counters = new ConnectionCounters(thread.shared, thread.role === "primary" ? 0 : 1);
     this.#setup = s;
     this.#spool = spool;
     this.#logger = logger;
@@ -134,6 +134,11 @@ export class Server {
 
   /** The primary's helper thread, drained and stopped with it. */
   adopt(helper: HelperThread): void {
+    if (this.#stopping) {
+      // A signal came while the helper started: the drain did not see it.
+      helper.stop();
+      return;
+    }
     this.#helper = helper;
   }
 
@@ -312,6 +317,7 @@ export class Server {
     for (const c of this.#connections) c.destroy("start-up failed");
     await Promise.all(this.#listeners.map((l) => l.close()));
     await this.#spool.close();
+    this.#helper?.stop();
   }
 
   /** Second signal: drop everything now. */
@@ -517,6 +523,9 @@ export async function serve(options: ServeOptions = {}): Promise<ServerHandle> {
     throw e;
   }
   const addresses = server.listeners.map((l) => ({ address: l.address, port: l.port, tls: l.tls }));
+  // Before the helper starts: the listeners already accept, so a signal must drain.
+  const uninstall = options.handleSignals ? installSignals(server, logger) : () => {};
+  void server.finished.then(uninstall);
   const helper = obstacle === null
     ? await HelperThread.start(options, shared, addresses, logger, spool)
     : null;
@@ -529,6 +538,7 @@ export async function serve(options: ServeOptions = {}): Promise<ServerHandle> {
         JSON.stringify({ pid: Deno.pid, listeners: addresses }),
       );
     } catch (e: unknown) {
+      uninstall();
       await server.abandon(); // unbinds the listeners a library caller would otherwise keep
       throw e;
     }
@@ -546,7 +556,5 @@ export async function serve(options: ServeOptions = {}): Promise<ServerHandle> {
     fsync: options.noFsync !== true,
     threads: helper ? 2 : 1,
   });
-  const uninstall = options.handleSignals ? installSignals(server, logger) : () => {};
-  void server.finished.then(uninstall);
   return { addresses, close: () => server.close(), finished: server.finished };
 }

@@ -32,36 +32,49 @@ const HELPER_STOP_SLACK_MS = 5_000;
 
 /** Buffers the threads of one server share; cloned (not copied) into the helper. */
 export interface SharedState {
-  /** Int32 slots: [0] open connections, [1] the last connection number. */
+  /**
+   * Uint32 slots: [0] the primary's open connections, [1] the helper's, [2]
+   * the last connection number. One slot per thread, so that a helper that
+   * died can be zeroed without touching the primary's count.
+   */
   counters: SharedArrayBuffer;
   /** The ID generator's state (`IdGenerator`). */
   ids: SharedArrayBuffer;
 }
 
 export function newSharedState(): SharedState {
-  return { counters: new SharedArrayBuffer(8), ids: new SharedArrayBuffer(ID_STATE_BYTES) };
+  return { counters: new SharedArrayBuffer(12), ids: new SharedArrayBuffer(ID_STATE_BYTES) };
 }
 
 /** Open connections and connection numbers, counted across threads. */
 export class ConnectionCounters {
-  #slots: Int32Array;
+  #slots: Uint32Array;
+  #own: 0 | 1;
 
-  constructor(shared: SharedState) {
-    this.#slots = new Int32Array(shared.counters);
+  /** @param thread 0 for the primary, 1 for the helper. */
+  constructor(shared: SharedState, thread: 0 | 1) {
+    this.#slots = new Uint32Array(shared.counters);
+    this.#own = thread;
   }
 
-  /** Counts a new connection; returns the number open, this one included. */
+  /** Counts a new connection; returns the number open on both threads, this one included. */
   admit(): number {
-    return Atomics.add(this.#slots, 0, 1) + 1;
+    Atomics.add(this.#slots, this.#own, 1);
+    return Atomics.load(this.#slots, 0) + Atomics.load(this.#slots, 1);
   }
 
   release(): void {
-    Atomics.sub(this.#slots, 0, 1);
+    Atomics.sub(this.#slots, this.#own, 1);
   }
 
-  /** The next connection number (1-based), unique across threads. */
+  /** The next connection number (1-based), unique across threads; wraps after 2^32. */
   nextNumber(): number {
-    return Atomics.add(this.#slots, 1, 1) + 1;
+    return (Atomics.add(this.#slots, 2, 1) + 1) >>> 0;
+  }
+
+  /** A helper that died: its connections are gone and no longer count. */
+  static forgetHelper(shared: SharedState): void {
+    Atomics.store(new Uint32Array(shared.counters), 1, 0);
   }
 }
 
@@ -119,6 +132,7 @@ export class HelperThread {
   #worker: Worker;
   #logger: Logger;
   #spool: SpoolWriter;
+  #shared: SharedState;
   /** The primary's hashing client and hashing service, once started. */
   #ports: MessagePort[] = [];
   /** Whether the primary's spool hashes on this thread. */
@@ -126,8 +140,9 @@ export class HelperThread {
   #stopped: Promise<number>;
   #resolveStopped!: (stored: number) => void;
 
-  private constructor(worker: Worker, logger: Logger, spool: SpoolWriter) {
+  private constructor(worker: Worker, logger: Logger, spool: SpoolWriter, shared: SharedState) {
     this.#worker = worker;
+    this.#shared = shared;
     this.#logger = logger;
     this.#spool = spool;
     this.#stopped = new Promise((done) => (this.#resolveStopped = done));
@@ -152,7 +167,7 @@ export class HelperThread {
       logger.warn("second thread unavailable: serving on one", { error: reasonOf(e) });
       return null;
     }
-    const helper = new HelperThread(worker, logger, spool);
+    const helper = new HelperThread(worker, logger, spool, shared);
     const outcome = await helper.#started(options, shared, ports);
     if (outcome === null) return helper;
     helper.stop();
@@ -195,6 +210,7 @@ export class HelperThread {
           error: event.message,
         });
         if (this.#hashing) this.#spool.hashThreadGone();
+        ConnectionCounters.forgetHelper(this.#shared);
         this.#resolveStopped(0);
       };
       const forPrimary = new MessageChannel();
@@ -233,6 +249,7 @@ export class HelperThread {
     // Only then: a helper that never started leaves the spool its own hash worker.
     if (this.#hashing) this.#spool.hashThreadGone();
     this.#worker.terminate();
+    ConnectionCounters.forgetHelper(this.#shared);
     for (const port of this.#ports) port.close();
   }
 

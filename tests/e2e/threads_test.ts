@@ -40,7 +40,7 @@ Deno.test({
   name: "e2e threads: 30 sessions spread over both threads, one ID sequence, one stored count",
   ignore: !LINUX,
   fn: async () => {
-    await using server = await started();
+    await using server = await started(["--threads", "2"]);
     await server.waitForStderr(/listening .*threads=2/);
     const ids = await sendFrom(server.port, 30, 2, "hello\r\n");
     assert.equal(new Set(ids).size, 60);
@@ -59,7 +59,7 @@ Deno.test({
   name: "e2e threads: --max-connections counts both threads' connections",
   ignore: !LINUX,
   fn: async () => {
-    await using server = await started(["--max-connections", "5"]);
+    await using server = await started(["--threads", "2", "--max-connections", "5"]);
     await server.waitForStderr(/threads=2/);
     const clients = await Promise.all(
       Array.from({ length: 12 }, () => RawClient.connect(server.port)),
@@ -80,7 +80,7 @@ Deno.test({
   name: "e2e threads: 3 MiB messages on both threads are hashed right (each hashes the other's)",
   ignore: !LINUX,
   fn: async () => {
-    await using server = await started();
+    await using server = await started(["--threads", "2"]);
     await server.waitForStderr(/threads=2/);
     const line = "0123456789".repeat(7) + "\r\n";
     const body = line.repeat(Math.ceil((3 << 20) / line.length));

@@ -6,14 +6,18 @@ import { reusePortAvailable } from "../../../lib/net/listener.ts";
 
 Deno.test("ConnectionCounters: two views of one state count together", () => {
   const shared = newSharedState();
-  const a = new ConnectionCounters(shared);
-  const b = new ConnectionCounters(shared);
+  const a = new ConnectionCounters(shared, 0);
+  const b = new ConnectionCounters(shared, 1);
   assert.equal(a.admit(), 1);
   assert.equal(b.admit(), 2);
   assert.equal(a.admit(), 3);
   b.release();
   assert.equal(b.admit(), 3);
   assert.deepEqual([a.nextNumber(), b.nextNumber(), a.nextNumber()], [1, 2, 3]);
+  // A helper that died: its connections no longer count, the primary's do.
+  assert.equal(b.admit(), 4);
+  ConnectionCounters.forgetHelper(shared);
+  assert.equal(a.admit(), 3);
 });
 
 async function obstacle(options: ServeOptions): Promise<string | null> {
