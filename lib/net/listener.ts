@@ -81,8 +81,13 @@ export function bindListener(
     : bindNode(spec, onSocket);
 }
 
+/** `host:port`, with an IPv6 host in brackets (the `--listen` form). */
+export function hostPort(host: string, port: number): string {
+  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
 function labelOf(spec: ListenSpec): string {
-  return spec.host.includes(":") ? `[${spec.host}]:${spec.port}` : `${spec.host}:${spec.port}`;
+  return hostPort(spec.host, spec.port);
 }
 
 function listenError(spec: ListenSpec, e: unknown): ListenError {

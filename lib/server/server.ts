@@ -10,7 +10,7 @@ import { Socket } from "node:net";
 import { join, resolve } from "node:path";
 import { fileSink, Logger, type LogSink } from "../log.ts";
 import { Connection } from "../net/connection.ts";
-import { bindListener, type BoundListener, ListenError } from "../net/listener.ts";
+import { bindListener, type BoundListener, hostPort, ListenError } from "../net/listener.ts";
 import type { WireSocket } from "../net/wire_socket.ts";
 import { HANDSHAKE_TIMEOUT_MS, tlsInfo, upgradeServerSocket } from "../net/starttls.ts";
 import { formatReply, REPLY_TOO_MANY_CONNECTIONS } from "../smtp/reply.ts";
@@ -544,9 +544,7 @@ export async function serve(options: ServeOptions = {}): Promise<ServerHandle> {
     }
   }
   logger.info("listening", {
-    listeners: addresses.map((a) =>
-      `${a.address.includes(":") ? `[${a.address}]` : a.address}:${a.port}${a.tls ? "/tls" : ""}`
-    )
+    listeners: addresses.map((a) => `${hostPort(a.address, a.port)}${a.tls ? "/tls" : ""}`)
       .join(","),
     spool: spool.dir,
     tls: s.tls

@@ -16,7 +16,7 @@
  */
 
 import type { Logger } from "../log.ts";
-import { reusePortAvailable } from "../net/listener.ts";
+import { hostPort, reusePortAvailable } from "../net/listener.ts";
 import { serveHashRequests } from "../spool/hash_service.ts";
 import { ID_STATE_BYTES } from "../spool/id.ts";
 import type { SpoolWriter } from "../spool/writer.ts";
@@ -121,9 +121,7 @@ export type FromHelper =
 function helperOptions(options: ServeOptions, ports: { address: string; port: number }[]) {
   const copy: ServeOptions = { ...options, handleSignals: false };
   delete copy.readyFile;
-  copy.listen = ports.map((p) =>
-    p.address.includes(":") ? `[${p.address}]:${p.port}` : `${p.address}:${p.port}`
-  );
+  copy.listen = ports.map((p) => hostPort(p.address, p.port));
   return copy;
 }
 
