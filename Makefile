@@ -75,15 +75,20 @@ run: $(DENO)
 # Every step runs even when an earlier one fails, so one CI log shows all
 # problems; the target fails if any step did. The "make test: <step> FAILED"
 # lines are what .ci/run counts for steps that are not test runs.
+# settle: the tests fsync every message (the default). A fresh install
+# leaves hundreds of MB unwritten, and while the kernel writes them back one
+# small fsync waits 6-50 s (measured here), so replies time out. Flush first.
 test: $(DENO)
 	@status=0; \
 	step() { name=$$1; shift; echo "== $$name: $$1 $$2"; \
 	  if "$$@"; then :; else echo "make test: $$name FAILED"; status=1; fi; }; \
+	settle() { command -v sync >/dev/null 2>&1 || return 0; t=$$(date +%s); sync; \
+	  d=$$(( $$(date +%s) - t )); [ $$d -lt 2 ] || echo "make test: pending disk writes took $${d}s to flush"; }; \
 	step fmt $(DENO) fmt --check; \
 	step lint $(DENO) lint; \
 	step check $(DENO) check $(TS_FILES); \
-	step test-unit $(DENO) test $(TEST_FLAGS) tests/unit; \
-	step test-e2e $(DENO) test $(E2E_FLAGS) tests/e2e; \
+	settle; step test-unit $(DENO) test $(TEST_FLAGS) tests/unit; \
+	settle; step test-e2e $(DENO) test $(E2E_FLAGS) tests/e2e; \
 	exit $$status
 
 test-unit: $(DENO)
