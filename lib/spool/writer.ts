@@ -383,6 +383,8 @@ class Sink implements MessageSink {
     // without its .json is invisible to readers, and start-up removes it).
     const streamed = this.#file !== null;
     const bodyPath = streamed ? tmpEml : eml;
+    /** `<id>.eml` was created by this commit (a body that never left the buffer). */
+    let emlMade = false;
     try {
       // Parsed before the flush: a message that never left the buffer is read from it.
       const buffered = this.#buffer?.subarray(0, this.#buffered) ?? new Uint8Array(0);
@@ -390,9 +392,11 @@ class Sink implements MessageSink {
       if (fsync || streamed) {
         // fsync needs the handle, even for an empty message.
         this.#file ??= await this.#create(eml);
+        emlMade = !streamed;
         this.#flush(headers === null);
       } else {
         Deno.writeFileSync(eml, buffered, { createNew: true }); // open, write, close: one call
+        emlMade = true;
         this.#buffered = 0;
       }
       this.#releaseBuffer();
@@ -423,9 +427,13 @@ class Sink implements MessageSink {
       this.#releaseBuffer();
       this.#remote?.drop();
       this.#closeFile();
-      // The .json goes first: without it the .eml is an invisible orphan.
-      removeQuietly(json);
-      for (const path of [tmpJson, eml, tmpEml]) removeQuietly(path);
+      // AlreadyExists: another message has this ID (a clash of 80 random bits,
+      // or files put there by hand); its files are not this commit's to remove.
+      // Otherwise the .json goes first: without it the .eml is an invisible orphan.
+      const mine = e instanceof Deno.errors.AlreadyExists
+        ? (streamed ? [tmpEml] : emlMade ? [eml] : [])
+        : [json, tmpJson, eml, tmpEml];
+      for (const path of mine) removeQuietly(path);
       throw toSpoolError(e, `Cannot write to spool "${dir}"`);
     } finally {
       this.#ctx.commits.inFlight--;

@@ -362,3 +362,32 @@ for (const fsync of [true, false]) {
     });
   });
 }
+
+for (const fsync of [false, true]) {
+  for (const [what, bytes] of [["small", 1024], ["streamed", 200 * 1024]] as const) {
+    Deno.test(`SpoolWriter: a commit whose ID is taken leaves the other message's files (${what}, fsync ${fsync})`, async () => {
+      await withTempDir(async (dir) => {
+        const spool = await SpoolWriter.open({ dir, fsync });
+        // The final .eml is taken (only a small body is created there; a streamed one is renamed).
+        if (what === "small") {
+          const sink = spool.begin();
+          sink.write(enc("Subject: mine\r\n\r\n" + "a".repeat(bytes)));
+          await Deno.writeTextFile(`${dir}/${sink.id}.eml`, "theirs\r\n");
+          await Deno.writeTextFile(`${dir}/${sink.id}.json`, "{}\n");
+          await assert.rejects(sink.commit(input()), SpoolError);
+          assert.equal(await Deno.readTextFile(`${dir}/${sink.id}.eml`), "theirs\r\n");
+          assert.equal(await Deno.readTextFile(`${dir}/${sink.id}.json`), "{}\n");
+          assert.deepEqual(await names(`${dir}/.tmp`), []);
+        }
+        // The .json in .tmp/ is taken: this commit removes its own body, not that file.
+        const sink = spool.begin();
+        sink.write(enc("Subject: mine\r\n\r\n" + "a".repeat(bytes)));
+        await Deno.writeTextFile(`${dir}/.tmp/${sink.id}.json`, "{}\n");
+        await assert.rejects(sink.commit(input()), SpoolError);
+        assert.ok(!(await names(dir)).includes(`${sink.id}.eml`), "this commit's .eml is removed");
+        assert.deepEqual(await names(`${dir}/.tmp`), [`${sink.id}.json`]);
+        await spool.close();
+      });
+    });
+  }
+}
