@@ -11,8 +11,12 @@
  * @module
  */
 
-/** Bounded wait for one reply: generous for 2-core CI, far below the e2e budget. */
-export const DEFAULT_READ_TIMEOUT_MS = 10_000;
+/**
+ * Bounded wait for one reply, far below the e2e budget. Generous because a
+ * 250 waits for fsync, and on a CI disk busy writing back other data one
+ * small fsync took 6-50 s here (`make test` flushes first; this is the margin).
+ */
+export const DEFAULT_READ_TIMEOUT_MS = 30_000;
 
 /** One SMTP reply as read from the wire. */
 export interface ReplyRead {
