@@ -9,6 +9,7 @@
 
 import { countFiles } from "./_measure.ts";
 import { greeted } from "./_wire.ts";
+import { runtimeFlags } from "../tests/helpers/launcher.ts";
 
 /** Where the harness runs: paths shared by all servers. */
 export interface BenchContext {
@@ -200,11 +201,11 @@ async function launch(options: LaunchOptions): Promise<RunningServer> {
   }
 }
 
-/** The runtime flags pinned in deno.json `tasks.run` (permissions, V8 flags: same as the binary). */
+/** The runtime flags pinned in deno.json `tasks.run` (permissions, V8 flags, unstable APIs: same as the binary). */
 export async function runFlags(root: string): Promise<string[]> {
   const config = JSON.parse(await Deno.readTextFile(`${root}/deno.json`));
   const task: string = config?.tasks?.run ?? "";
-  return task.split(/\s+/).filter((word) => /^(--allow-|--v8-flags=)/.test(word));
+  return runtimeFlags(task);
 }
 
 function smtpd(name: string, flags: string[], description: string): ServerSpec {
