@@ -13,7 +13,7 @@
 
 import { serveHashRequests } from "../spool/hash_service.ts";
 import { serveHelper, type Server } from "./server.ts";
-import type { FromHelper, ToHelper } from "./threads.ts";
+import { type FromHelper, reasonOf, type ToHelper } from "./threads.ts";
 
 let server: Server | null = null;
 
@@ -30,7 +30,7 @@ self.onmessage = async (event: MessageEvent<ToHelper>) => {
       void server.finished.then(() => post({ type: "stopped", stored: server!.stored }));
       post({ type: "ready" });
     } catch (e: unknown) {
-      post({ type: "failed", reason: e instanceof Error ? e.message : String(e) });
+      post({ type: "failed", reason: reasonOf(e) });
     }
   } else if (message.type === "close") {
     if (server) void server.close();

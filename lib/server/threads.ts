@@ -265,6 +265,7 @@ export class HelperThread {
   }
 }
 
-function reasonOf(e: unknown): string {
+/** The one-line reason of a failure, for a log field or a message to the other thread. */
+export function reasonOf(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
