@@ -1,8 +1,15 @@
 /**
- * Message IDs: ULID-like, 26 characters of Crockford base32 (10 for the
- * millisecond time, 16 for 80 random bits). They sort lexicographically in
- * order of receipt, use only `[A-Za-z0-9._-]` (SPEC §3) and never contain
- * anything the client sent.
+ * Message IDs: ULID-like, 26 characters of Crockford base32: 10 for the
+ * millisecond time, 2 for the microsecond within it, 14 for 70 random bits.
+ * They sort lexicographically in order of receipt, use only `[A-Za-z0-9._-]`
+ * (SPEC §3) and never contain anything the client sent.
+ *
+ * The microseconds order the messages of several servers sharing one spool:
+ * their IDs come from one clock, and a message received after another one's
+ * 250 is at least a round trip later. With milliseconds alone, the random
+ * part ordered two such messages in the same millisecond by chance. IDs of
+ * earlier versions (80 random bits after the milliseconds) have the same
+ * form, so a spool keeps working across the upgrade.
  *
  * @module
  */
@@ -11,9 +18,29 @@
 const ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 /** 48 bits of milliseconds in 10 base32 digits: valid until the year 10889. */
 const TIME_DIGITS = 10;
-/** 80 random bits: two servers sharing a spool collide with probability ~2^-80 per millisecond. */
-const RANDOM_DIGITS = 16;
-const MAX_TIME = 2 ** 48 - 1;
+/** 70 random bits: two servers sharing a spool collide with probability ~2^-70 per microsecond. */
+const RANDOM_DIGITS = 14;
+/**
+ * The time is kept as whole microseconds in a double, exact up to 2^53
+ * (the year 2255); later times stand still there and the random part
+ * carries the order, as when the clock goes back.
+ */
+const MAX_MICROS = Number.MAX_SAFE_INTEGER;
+
+/** Temporal reads the system clock in nanoseconds; Date only in milliseconds. */
+const Temporal = (globalThis as { Temporal?: { Now: { instant(): { epochNanoseconds: bigint } } } })
+  .Temporal;
+
+/**
+ * The wall clock in microseconds since the epoch. The wall clock, not a
+ * monotonic one: IDs must order across restarts and across processes.
+ *
+ * @returns Whole microseconds.
+ */
+export function clockMicros(): number {
+  if (Temporal === undefined) return Date.now() * 1000;
+  return Number(Temporal.Now.instant().epochNanoseconds / 1000n);
+}
 
 /** SPEC §3: `[A-Za-z0-9._-]`, at most 64 characters. */
 const VALID_ID_REGEXP = /^[A-Za-z0-9._-]{1,64}$/;
@@ -44,7 +71,7 @@ export function isMessageId(id: string): boolean {
 }
 
 /**
- * The receipt time encoded in a message ID.
+ * The receipt time encoded in a message ID, to the millisecond.
  *
  * @param id An ID for which {@linkcode isMessageId} is true.
  * @returns Milliseconds since the epoch, or NaN for another string.
@@ -59,7 +86,7 @@ export function idTime(id: string): number {
 }
 
 /** Bytes of an {@linkcode IdGenerator}'s state: lock, last time, random digits. */
-export const ID_STATE_BYTES = 16 + RANDOM_DIGITS;
+export const ID_STATE_BYTES = 32; // 4 lock, 4 padding, 8 time, 14 random, 2 padding
 
 /**
  * Generates monotonic IDs. Every ID is greater than the previous one even
@@ -84,7 +111,7 @@ export const ID_STATE_BYTES = 16 + RANDOM_DIGITS;
 export class IdGenerator {
   /** [0]: the lock (0 free, 1 held). */
   #lock: Int32Array;
-  /** [0]: the last time used plus one; 0 (a fresh buffer) before the first ID. */
+  /** [0]: the last time used (µs) plus one; 0 (a fresh buffer) before the first ID. */
   #lastTimePlusOne: Float64Array;
   /** Random part as base32 digit values, most significant first. */
   #random: Uint8Array;
@@ -99,26 +126,26 @@ export class IdGenerator {
   /**
    * The next ID.
    *
-   * @param now The current time in ms (default `Date.now()`); tests pass their own.
+   * @param now The current time in µs (default {@linkcode clockMicros}); tests pass their own.
    * @returns A 26-character ID greater than every earlier one from this generator
    *   (and from every generator sharing its state).
    */
-  next(now: number = Date.now()): string {
+  next(now: number = clockMicros()): string {
     const lock = this.#lock;
     while (Atomics.compareExchange(lock, 0, 0, 1) !== 0) {
       // Held by another thread for a few hundred nanoseconds at most.
     }
     try {
-      let time = Math.min(Math.max(Math.floor(now), 0), MAX_TIME);
+      let time = Math.min(Math.max(Math.floor(now), 0), MAX_MICROS);
       const last = this.#lastTimePlusOne[0]! - 1;
       if (time > last) {
         this.#fillRandom();
       } else {
         time = last;
         if (!this.#increment()) {
-          // 2^80 IDs in one millisecond cannot happen; borrowing the next
-          // millisecond keeps the order correct anyway.
-          time = Math.min(time + 1, MAX_TIME);
+          // 2^70 IDs in one microsecond cannot happen; borrowing the next
+          // microsecond keeps the order correct anyway.
+          time = Math.min(time + 1, MAX_MICROS);
           this.#fillRandom();
         }
       }
@@ -152,14 +179,16 @@ export class IdGenerator {
   }
 }
 
-function encodeTime(time: number): string {
+/** Milliseconds in 10 digits, then the microsecond within it in 2. */
+function encodeTime(micros: number): string {
   let out = "";
-  let rest = time;
+  let rest = Math.floor(micros / 1000);
   for (let i = 0; i < TIME_DIGITS; i++) {
     out = ALPHABET.charAt(rest % 32) + out;
     rest = Math.floor(rest / 32);
   }
-  return out;
+  const within = micros % 1000;
+  return out + ALPHABET.charAt(within >> 5) + ALPHABET.charAt(within & 31);
 }
 
 function encodeDigits(digits: Uint8Array): string {

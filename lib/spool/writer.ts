@@ -1,15 +1,21 @@
 /**
  * Writes messages into the spool (SPEC §3): a body larger than the write
- * buffer streams into `.tmp/<id>.eml`, then commit makes `<id>.eml` and,
- * last, `<id>.json` appear, fsynced with their directory unless fsync is
- * off. A body that fits the buffer is written as `<id>.eml` at commit.
+ * buffer streams into a file in `.tmp/`, then commit allocates the ID and
+ * makes `<id>.eml` and, last, `<id>.json` appear, fsynced with their
+ * directory unless fsync is off. A body that fits the buffer is written as
+ * `<id>.eml` at commit.
+ *
+ * The ID is allocated when the message has been received, not when its
+ * DATA began: IDs then sort in the order the messages were received (and
+ * as their `receivedAt`, which is the ID's time), also when a slow message
+ * overlaps a quick one.
  *
  * @module
  */
 
 import type { Hash } from "node:crypto";
 import { sha256 } from "../native_memory.ts";
-import { IdGenerator } from "./id.ts";
+import { IdGenerator, idTime } from "./id.ts";
 import { buildMeta, type Meta, type MetaInput } from "./meta.ts";
 import { parseHeaderFields } from "./headers.ts";
 import { LOCK_FILE, recoverSpool, type RecoveryReport, TMP_DIR } from "./recover.ts";
@@ -35,7 +41,7 @@ const CLOSE_WAIT_MS = 10_000;
 /**
  * A message larger than this is hashed by the worker (file_hasher.ts), smaller ones inline.
  * Like {@linkcode EARLY_SYNC_BYTES} it must exceed {@linkcode WRITE_BUFFER_BYTES}: both act
- * on `.tmp/<id>.eml`, which exists only for a body that outgrew the buffer.
+ * on the body's file in `.tmp/`, which exists only for a body that outgrew the buffer.
  */
 const WORKER_HASH_BYTES = 1024 * 1024;
 /** How far the file grows between two notes to the hash worker. */
@@ -110,8 +116,6 @@ export interface SpoolWriterOptions {
 
 /** One message being received; from {@linkcode SpoolWriter.begin}. */
 export interface MessageSink {
-  /** The message ID, allocated when the message began. */
-  readonly id: string;
   /** Bytes written so far. */
   readonly size: number;
   /**
@@ -126,13 +130,13 @@ export interface MessageSink {
    */
   write(bytes: Uint8Array): void;
   /**
-   * Makes the message durable and visible: flush (or write `<id>.eml`
-   * whole), write `.tmp/<id>.json`, rename a streamed body to `<id>.eml`,
+   * Makes the message durable and visible: allocate its ID, flush (or
+   * write `<id>.eml` whole), write `.tmp/<id>.json`, rename a streamed body to `<id>.eml`,
    * fsync both files' data and the directory in one round, rename to
    * `<id>.json`, fsync the directory. On failure removes what it wrote.
    *
    * @param input What the server recorded about the transaction.
-   * @returns The metadata as stored.
+   * @returns The metadata as stored (its `id` is the message's ID).
    * @throws {SpoolError} When the files cannot be written.
    */
   commit(input: MetaInput): Promise<Meta>;
@@ -164,6 +168,12 @@ export class SpoolWriter {
   readonly #dirSync: DirSyncer;
   readonly #hashWorker: HashWorker;
   readonly #buffers = new BufferPool(WRITE_BUFFER_BYTES);
+  /**
+   * Names of streamed bodies in `.tmp/` before they have an ID: random per
+   * writer (other servers and threads share `.tmp/`), then a count.
+   */
+  readonly #tmpPrefix = crypto.randomUUID().slice(0, 8);
+  #tmpCount = 0;
   readonly #commits = { inFlight: 0 };
   #closed = false;
 
@@ -228,8 +238,8 @@ export class SpoolWriter {
   }
 
   /**
-   * Starts a message: allocates its ID. `.tmp/<id>.eml` is created when the
-   * first bytes leave the write buffer (a message above 64 KiB); a message
+   * Starts a message. Its file in `.tmp/` is created when the first bytes
+   * leave the write buffer (a message above 64 KiB); a message
    * that fits the buffer is written as `<id>.eml` at commit, so a spool
    * fault shows there (and, with `--no-fsync`, a small message costs one
    * file call instead of open, write and close, and no rename).
@@ -241,9 +251,11 @@ export class SpoolWriter {
     if (this.#closed) {
       throw new SpoolError("unwritable", `Cannot write to spool "${this.dir}": writer is closed`);
     }
-    return new Sink(this.#ids.next(), {
+    const streamTo = joinPath(this.#tmp, `${this.#tmpPrefix}-${++this.#tmpCount}.eml`);
+    return new Sink(streamTo, {
       dir: this.dir,
       tmp: this.#tmp,
+      ids: this.#ids,
       fsync: this.#fsync,
       dirSync: this.#dirSync,
       hashWorker: this.#hashWorker,
@@ -302,6 +314,7 @@ interface SinkContext {
   tmp: string;
   fsync: boolean;
   dirSync: DirSyncer;
+  ids: IdGenerator;
   hashWorker: HashWorker;
   buffers: BufferPool;
   /** Commits between their start and their end, across all sinks of the writer. */
@@ -309,11 +322,12 @@ interface SinkContext {
 }
 
 class Sink implements MessageSink {
-  readonly id: string;
+  /** Where the body streams once it outgrows the buffer: `.tmp/<writer>-<n>.eml`. */
+  readonly #tmpEml: string;
   #size = 0;
   /** Bytes in the file (the rest of `#size` waits in `#buffer`). */
   #written = 0;
-  /** `.tmp/<id>.eml` once bytes left the buffer; `<id>.eml` when an fsync commit made it. */
+  /** `#tmpEml` once bytes left the buffer; `<id>.eml` when an fsync commit made it. */
   #file: Deno.FsFile | null = null;
   readonly #ctx: SinkContext;
   /** Inline sha256 until the message outgrows {@linkcode WORKER_HASH_BYTES}. */
@@ -335,8 +349,8 @@ class Sink implements MessageSink {
   #prefixLength = 0;
   #state: "open" | "committing" | "done" = "open";
 
-  constructor(id: string, ctx: SinkContext) {
-    this.id = id;
+  constructor(tmpEml: string, ctx: SinkContext) {
+    this.#tmpEml = tmpEml;
     this.#ctx = ctx;
   }
 
@@ -346,7 +360,7 @@ class Sink implements MessageSink {
 
   write(bytes: Uint8Array): void {
     if (this.#state !== "open") {
-      throw new SpoolError("unwritable", `Cannot write message ${this.id}: it is ${this.#state}`);
+      throw new SpoolError("unwritable", `Cannot write a message that is ${this.#state}`);
     }
     if (bytes.length === 0) return;
     this.#hash?.update(bytes);
@@ -369,15 +383,16 @@ class Sink implements MessageSink {
 
   async commit(input: MetaInput): Promise<Meta> {
     if (this.#state !== "open") {
-      throw new SpoolError("unwritable", `Cannot commit message ${this.id}: it is ${this.#state}`);
+      throw new SpoolError("unwritable", `Cannot commit a message that is ${this.#state}`);
     }
     this.#state = "committing";
     this.#ctx.commits.inFlight++;
     const { dir, tmp, fsync, dirSync } = this.#ctx;
-    const tmpEml = joinPath(tmp, `${this.id}.eml`);
-    const tmpJson = joinPath(tmp, `${this.id}.json`);
-    const eml = joinPath(dir, `${this.id}.eml`);
-    const json = joinPath(dir, `${this.id}.json`);
+    const id = this.#ctx.ids.next();
+    const tmpEml = this.#tmpEml;
+    const tmpJson = joinPath(tmp, `${id}.json`);
+    const eml = joinPath(dir, `${id}.eml`);
+    const json = joinPath(dir, `${id}.json`);
     // A body that streamed to .tmp/ takes its final name below; one that never
     // left the buffer is written there at once (saves a rename: an .eml
     // without its .json is invisible to readers, and start-up removes it).
@@ -404,8 +419,8 @@ class Sink implements MessageSink {
       const earlyError = await this.#earlySync;
       if (earlyError) throw earlyError;
       const meta = buildMeta(input, {
-        id: this.id,
-        receivedAt: new Date().toISOString(),
+        id,
+        receivedAt: new Date(idTime(id)).toISOString(),
         size: this.#size,
         sha256: await this.#digest(bodyPath),
         headers: headers ?? parseHeaderFields(this.#prefix!.subarray(0, this.#prefixLength)),
@@ -485,7 +500,7 @@ class Sink implements MessageSink {
     this.#remote?.drop();
     if (this.#file === null) return; // nothing reached the disk
     this.#closeFile();
-    removeQuietly(joinPath(this.#ctx.tmp, `${this.id}.eml`));
+    removeQuietly(this.#tmpEml);
   }
 
   /**
@@ -552,7 +567,7 @@ class Sink implements MessageSink {
   }
 
   #openFile(): Deno.FsFile {
-    this.#file ??= Deno.openSync(joinPath(this.#ctx.tmp, `${this.id}.eml`), CREATE);
+    this.#file ??= Deno.openSync(this.#tmpEml, CREATE);
     return this.#file;
   }
 
@@ -565,10 +580,7 @@ class Sink implements MessageSink {
       this.#remote.advance(this.#written);
       this.#remoteNoted = this.#written;
     } else if (this.#written >= WORKER_HASH_BYTES) {
-      this.#remote = this.#ctx.hashWorker.start(
-        joinPath(this.#ctx.tmp, `${this.id}.eml`),
-        this.#written,
-      );
+      this.#remote = this.#ctx.hashWorker.start(this.#tmpEml, this.#written);
       if (this.#remote === null) return; // no worker: keep hashing inline
       this.#remoteNoted = this.#written;
       this.#hash = null;

@@ -284,6 +284,57 @@ Deno.test("e2e: wait counts messages from two servers writing one spool at once"
   }
 });
 
+Deno.test("e2e: two servers on one spool: IDs sort in the order the messages were received", async () => {
+  const spool = await Deno.makeTempDir({ prefix: "smtpd-shared-" });
+  try {
+    await using a = await startServer(["--spool", spool, "--no-fsync"]);
+    await using b = await startServer(["--spool", spool, "--no-fsync"]);
+    await using ca = await a.connect();
+    await using cb = await b.connect();
+    for (const c of [ca, cb]) {
+      await c.readReply();
+      await c.command("EHLO client.example");
+    }
+    // Each message starts after the previous one's 250, alternating servers:
+    // many pairs fall in one millisecond, where only the microseconds order them.
+    const ids: string[] = [];
+    for (let n = 0; n < 300; n++) {
+      const c = n % 2 ? ca : cb;
+      ids.push(queuedId(await transaction(c, "s@example.com", ["bob@example.com"], "x\r\n.\r\n")));
+    }
+    const misordered = ids.slice(1).filter((id, i) => id <= ids[i]!);
+    assert.deepEqual(misordered, [], "every ID sorts after the one acknowledged before it");
+  } finally {
+    await Deno.remove(spool, { recursive: true });
+  }
+});
+
+Deno.test("e2e: a message whose DATA began first but ended last sorts last and is `latest`", async () => {
+  await using server = await startServer();
+  await using slow = await server.connect();
+  await slow.readReply();
+  await slow.command("EHLO slow.example");
+  assert.equal((await slow.command("MAIL FROM:<slow@example.com>")).code, 250);
+  assert.equal((await slow.command("RCPT TO:<bob@example.com>")).code, 250);
+  assert.equal((await slow.command("DATA")).code, 354);
+  await slow.send("Subject: slow\r\n\r\nfirst half, ");
+  const quick = await deliver(
+    server,
+    "quick@example.com",
+    ["bob@example.com"],
+    "Subject: quick\r\n\r\nhi\r\n",
+  );
+  await slow.send("second half\r\n.\r\n");
+  const late = queuedId(await slow.readReply());
+  assert.ok(quick < late, `${quick} < ${late}`);
+  const stored = await readSpool(server.spool);
+  assert.deepEqual(stored.map((m) => m.id), [quick, late]);
+  assert.ok(stored[0]!.meta.receivedAt <= stored[1]!.meta.receivedAt, "receivedAt agrees");
+  const r = await runCli(["show", "latest", "--meta", "--spool", server.spool]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(JSON.parse(r.stdout).id, late);
+});
+
 /** Like readSpool, but only `<ULID>.json` (the purge test adds a `config.json`). */
 async function messagesOnly(spool: string): Promise<StoredMessage[]> {
   const ids: string[] = [];

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import {
+  clockMicros,
   ID_STATE_BYTES,
   IdGenerator,
   idTime,
@@ -24,7 +25,7 @@ Deno.test("IdGenerator: two generators interleaved never collide", () => {
   const a = new IdGenerator();
   const b = new IdGenerator();
   const all = new Set<string>();
-  const now = Date.now();
+  const now = clockMicros();
   for (let i = 0; i < 5_000; i++) {
     all.add(a.next(now));
     all.add(b.next(now));
@@ -34,27 +35,51 @@ Deno.test("IdGenerator: two generators interleaved never collide", () => {
 
 Deno.test("IdGenerator is monotonic when the clock stands still or goes back", () => {
   const ids = new IdGenerator();
-  const first = ids.next(1_700_000_000_000);
-  const same = ids.next(1_700_000_000_000);
-  const back = ids.next(1_600_000_000_000);
-  const later = ids.next(1_700_000_000_001);
+  const first = ids.next(1_700_000_000_000_000);
+  const same = ids.next(1_700_000_000_000_000);
+  const back = ids.next(1_600_000_000_000_000);
+  const later = ids.next(1_700_000_000_001_000);
   assert.ok(first < same && same < back && back < later);
   assert.equal(idTime(back), 1_700_000_000_000, "clamped to the last time used");
   assert.equal(idTime(later), 1_700_000_000_001);
 });
 
 Deno.test("IdGenerator orders IDs by time across generators", () => {
-  const early = new IdGenerator().next(1_000);
-  const late = new IdGenerator().next(1_001);
+  const early = new IdGenerator().next(1_000_000);
+  const late = new IdGenerator().next(1_000_001);
   assert.ok(early < late);
   assert.equal(idTime(early), 1_000);
 });
 
-Deno.test("IdGenerator stays ordered over 100,000 IDs in one millisecond (carries)", () => {
+Deno.test("IdGenerator: the microsecond orders IDs of separate generators within a millisecond", () => {
+  // Two servers sharing a spool: message B arrives after A's 250, in the same millisecond.
+  for (let i = 0; i < 1_000; i++) {
+    const ms = 1_795_000_000_000 + i;
+    const within = i % 999;
+    const a = new IdGenerator().next(ms * 1000 + within);
+    const b = new IdGenerator().next(ms * 1000 + within + 1);
+    assert.ok(a < b, `${a} < ${b}`);
+    assert.equal(idTime(a), ms);
+    assert.equal(idTime(b), ms);
+  }
+  const last = new IdGenerator().next(1_795_000_000_000_999);
+  const next = new IdGenerator().next(1_795_000_000_001_000);
+  assert.ok(last < next);
+});
+
+Deno.test("clockMicros follows the wall clock", () => {
+  const before = Date.now();
+  const micros = clockMicros();
+  const after = Date.now();
+  assert.ok(Number.isSafeInteger(micros));
+  assert.ok(micros >= before * 1000 && micros < (after + 1) * 1000, `${before} ${micros} ${after}`);
+});
+
+Deno.test("IdGenerator stays ordered over 100,000 IDs in one microsecond (carries)", () => {
   const ids = new IdGenerator();
-  let previous = ids.next(5);
+  let previous = ids.next(5_000);
   for (let i = 0; i < 100_000; i++) {
-    const next = ids.next(5);
+    const next = ids.next(5_000);
     assert.ok(previous < next);
     previous = next;
   }
@@ -88,9 +113,9 @@ Deno.test("IdGenerator: generators on one shared state form one increasing seque
   const state = new SharedArrayBuffer(ID_STATE_BYTES);
   const a = new IdGenerator(state);
   const b = new IdGenerator(state);
-  const now = Date.now();
+  const now = clockMicros();
   const out: string[] = [];
-  for (let i = 0; i < 5_000; i++) out.push(a.next(now), b.next(now), a.next(now - 5));
+  for (let i = 0; i < 5_000; i++) out.push(a.next(now), b.next(now), a.next(now - 5_000));
   assert.deepEqual([...out].sort(), out);
   assert.equal(new Set(out).size, out.length);
 });

@@ -3,10 +3,27 @@ import { createHash } from "node:crypto";
 import fc from "fast-check";
 import { SpoolError, SpoolWriter, toSpoolError } from "../../../lib/spool/writer.ts";
 import type { MetaInput } from "../../../lib/spool/meta.ts";
-import { isMessageId } from "../../../lib/spool/id.ts";
+import { IdGenerator, idTime, isMessageId } from "../../../lib/spool/id.ts";
 import { withTempDir } from "../../helpers/temp_dir.ts";
 
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
+
+/** The ID the next commit takes: fixed, so a test can put files in its way first. */
+const NEXT_ID = "01M85TAA7D6H544FFN7G7EXWHT";
+
+/**
+ * Runs `fn` while every generator hands out {@linkcode NEXT_ID}. An ID is
+ * allocated when a commit starts, so only this lets a test make it clash.
+ */
+async function withFixedId(fn: () => Promise<void>): Promise<void> {
+  const next = Object.getOwnPropertyDescriptor(IdGenerator.prototype, "next")!;
+  Object.defineProperty(IdGenerator.prototype, "next", { ...next, value: () => NEXT_ID });
+  try {
+    await fn();
+  } finally {
+    Object.defineProperty(IdGenerator.prototype, "next", next);
+  }
+}
 
 function input(overrides: Partial<MetaInput> = {}): MetaInput {
   return {
@@ -37,25 +54,26 @@ for (const fsync of [true, false]) {
       const spool = await SpoolWriter.open({ dir, fsync });
       const message = "Subject: =?utf-8?Q?h=C3=A9llo?=\r\nFrom: a@b\r\n\r\nbody\r\n.. dot\r\n";
       const sink = await spool.begin();
-      assert.ok(isMessageId(sink.id));
       const reused = enc(message);
       await sink.write(reused.subarray(0, 10));
       reused.fill(0, 0, 10); // the caller may reuse its buffer once write resolves
       await sink.write(enc(message).subarray(10));
       assert.equal(sink.size, reused.length);
       const meta = await sink.commit(input());
+      const id = meta.id;
+      assert.ok(isMessageId(id));
 
-      const eml = await Deno.readFile(`${dir}/${sink.id}.eml`);
+      const eml = await Deno.readFile(`${dir}/${id}.eml`);
       assert.equal(new TextDecoder().decode(eml), message);
-      const stored = JSON.parse(await Deno.readTextFile(`${dir}/${sink.id}.json`));
+      const stored = JSON.parse(await Deno.readTextFile(`${dir}/${id}.json`));
       assert.deepEqual(stored, meta);
-      assert.equal(meta.id, sink.id);
       assert.equal(meta.size, eml.length);
       assert.equal(meta.sha256, createHash("sha256").update(eml).digest("hex"));
       assert.deepEqual(meta.headers, { subject: "héllo", from: "a@b" });
       assert.match(meta.receivedAt, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+      assert.equal(Date.parse(meta.receivedAt), idTime(id), "receivedAt is the ID's time");
       assert.equal(meta.mailFrom, "alice@example.com");
-      assert.deepEqual(await names(dir), [".tmp", `${sink.id}.eml`, `${sink.id}.json`]);
+      assert.deepEqual(await names(dir), [".tmp", `${id}.eml`, `${id}.json`]);
       assert.deepEqual(await names(`${dir}/.tmp`), []);
       await spool.close();
     });
@@ -238,17 +256,19 @@ Deno.test("SpoolWriter: a spool removed underneath fails every commit with Spool
 for (const fsync of [false, true]) {
   for (const [what, bytes] of [["small", 1024], ["streamed", 200 * 1024]] as const) {
     Deno.test(`SpoolWriter: a failed commit of a ${what} body leaves no .eml (fsync ${fsync})`, async () => {
-      await withTempDir(async (dir) => {
-        const spool = await SpoolWriter.open({ dir, fsync });
-        const sink = await spool.begin();
-        await sink.write(enc("Subject: x\r\n\r\n" + "a".repeat(bytes)));
-        // The small body is written as <id>.eml directly, the streamed one renamed there.
-        await Deno.mkdir(`${dir}/${sink.id}.json/sub`, { recursive: true });
-        await assert.rejects(sink.commit(input()), SpoolError);
-        assert.deepEqual(await names(dir), [".tmp", `${sink.id}.json`]);
-        assert.deepEqual(await names(`${dir}/.tmp`), []);
-        await spool.close();
-      });
+      await withTempDir((dir) =>
+        withFixedId(async () => {
+          const spool = await SpoolWriter.open({ dir, fsync });
+          const sink = await spool.begin();
+          await sink.write(enc("Subject: x\r\n\r\n" + "a".repeat(bytes)));
+          // The small body is written as <id>.eml directly, the streamed one renamed there.
+          await Deno.mkdir(`${dir}/${NEXT_ID}.json/sub`, { recursive: true });
+          await assert.rejects(sink.commit(input()), SpoolError);
+          assert.deepEqual(await names(dir), [".tmp", `${NEXT_ID}.json`]);
+          assert.deepEqual(await names(`${dir}/.tmp`), []);
+          await spool.close();
+        })
+      );
     });
   }
 }
@@ -329,8 +349,8 @@ Deno.test("SpoolWriter: close waits for commits in flight before it releases the
     const commit = sink.commit(input()).finally(() => (settled = true));
     await spool.close();
     assert.ok(settled, "the commit ended before close resolved");
-    await commit;
-    assert.deepEqual(await names(dir), [".tmp", `${sink.id}.eml`, `${sink.id}.json`]);
+    const { id } = await commit;
+    assert.deepEqual(await names(dir), [".tmp", `${id}.eml`, `${id}.json`]);
   });
 });
 
@@ -340,20 +360,22 @@ for (const fsync of [true, false]) {
       const spool = await SpoolWriter.open({ dir, fsync });
       const small = spool.begin();
       small.write(enc("Subject: small\r\n\r\nhi\r\n"));
-      // A small body goes straight to <id>.eml: a directory in its .tmp place is never touched.
-      await Deno.mkdir(`${dir}/.tmp/${small.id}.eml`);
+      assert.deepEqual(await names(`${dir}/.tmp`), [], "a small body goes straight to <id>.eml");
       const big = spool.begin();
       big.write(new Uint8Array(70 * 1024).fill(0x61));
-      assert.deepEqual(await names(`${dir}/.tmp`), [`${big.id}.eml`, `${small.id}.eml`].sort());
+      assert.equal((await names(`${dir}/.tmp`)).length, 1, "a big one streams to .tmp/");
       const empty = spool.begin();
-      for (const sink of [small, big, empty]) await sink.commit(input());
-      await Deno.remove(`${dir}/.tmp/${small.id}.eml`);
+      const [smallMeta, bigMeta, emptyMeta] = [
+        await small.commit(input()),
+        await big.commit(input()),
+        await empty.commit(input()),
+      ];
       assert.equal(
-        await Deno.readTextFile(`${dir}/${small.id}.eml`),
+        await Deno.readTextFile(`${dir}/${smallMeta.id}.eml`),
         "Subject: small\r\n\r\nhi\r\n",
       );
-      assert.equal((await Deno.readFile(`${dir}/${empty.id}.eml`)).length, 0);
-      assert.equal((await Deno.readFile(`${dir}/${big.id}.eml`)).length, 70 * 1024);
+      assert.equal((await Deno.readFile(`${dir}/${emptyMeta.id}.eml`)).length, 0);
+      assert.equal((await Deno.readFile(`${dir}/${bigMeta.id}.eml`)).length, 70 * 1024);
       const aborted = spool.begin();
       aborted.write(enc("x"));
       aborted.abort();
@@ -366,28 +388,34 @@ for (const fsync of [true, false]) {
 for (const fsync of [false, true]) {
   for (const [what, bytes] of [["small", 1024], ["streamed", 200 * 1024]] as const) {
     Deno.test(`SpoolWriter: a commit whose ID is taken leaves the other message's files (${what}, fsync ${fsync})`, async () => {
-      await withTempDir(async (dir) => {
-        const spool = await SpoolWriter.open({ dir, fsync });
-        // The final .eml is taken (only a small body is created there; a streamed one is renamed).
-        if (what === "small") {
+      await withTempDir((dir) =>
+        withFixedId(async () => {
+          const spool = await SpoolWriter.open({ dir, fsync });
+          // The final .eml is taken (only a small body is created there; a streamed one is renamed).
+          if (what === "small") {
+            const sink = spool.begin();
+            sink.write(enc("Subject: mine\r\n\r\n" + "a".repeat(bytes)));
+            await Deno.writeTextFile(`${dir}/${NEXT_ID}.eml`, "theirs\r\n");
+            await Deno.writeTextFile(`${dir}/${NEXT_ID}.json`, "{}\n");
+            await assert.rejects(sink.commit(input()), SpoolError);
+            assert.equal(await Deno.readTextFile(`${dir}/${NEXT_ID}.eml`), "theirs\r\n");
+            assert.equal(await Deno.readTextFile(`${dir}/${NEXT_ID}.json`), "{}\n");
+            assert.deepEqual(await names(`${dir}/.tmp`), []);
+            for (const ext of [".eml", ".json"]) await Deno.remove(`${dir}/${NEXT_ID}${ext}`);
+          }
+          // The .json in .tmp/ is taken: this commit removes its own body, not that file.
           const sink = spool.begin();
           sink.write(enc("Subject: mine\r\n\r\n" + "a".repeat(bytes)));
-          await Deno.writeTextFile(`${dir}/${sink.id}.eml`, "theirs\r\n");
-          await Deno.writeTextFile(`${dir}/${sink.id}.json`, "{}\n");
+          await Deno.writeTextFile(`${dir}/.tmp/${NEXT_ID}.json`, "{}\n");
           await assert.rejects(sink.commit(input()), SpoolError);
-          assert.equal(await Deno.readTextFile(`${dir}/${sink.id}.eml`), "theirs\r\n");
-          assert.equal(await Deno.readTextFile(`${dir}/${sink.id}.json`), "{}\n");
-          assert.deepEqual(await names(`${dir}/.tmp`), []);
-        }
-        // The .json in .tmp/ is taken: this commit removes its own body, not that file.
-        const sink = spool.begin();
-        sink.write(enc("Subject: mine\r\n\r\n" + "a".repeat(bytes)));
-        await Deno.writeTextFile(`${dir}/.tmp/${sink.id}.json`, "{}\n");
-        await assert.rejects(sink.commit(input()), SpoolError);
-        assert.ok(!(await names(dir)).includes(`${sink.id}.eml`), "this commit's .eml is removed");
-        assert.deepEqual(await names(`${dir}/.tmp`), [`${sink.id}.json`]);
-        await spool.close();
-      });
+          assert.ok(
+            !(await names(dir)).includes(`${NEXT_ID}.eml`),
+            "this commit's .eml is removed",
+          );
+          assert.deepEqual(await names(`${dir}/.tmp`), [`${NEXT_ID}.json`]);
+          await spool.close();
+        })
+      );
     });
   }
 }
