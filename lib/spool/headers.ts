@@ -31,10 +31,17 @@ const MAX_ASCII_FAST = 4096;
 
 /**
  * RFC 2047 §2: `=?charset?encoding?encoded-text?=`. The charset may carry an
- * RFC 2231 §5 language suffix (`utf-8*en`). Matched anywhere, not only
- * between spaces as §5 demands, because real mailers glue them to text.
+ * RFC 2231 §5 language suffix (`utf-8*en`). A match counts only as a whole
+ * word ({@linkcode standsAlone}).
  */
 const ENCODED_WORD_REGEXP = /=\?([^?\s]+)\?([BbQq])\?([^?\s]*)\?=/g;
+/**
+ * What may stand next to an encoded-word: RFC 2047 §5 wants it separated
+ * from text by whitespace; the RFC 5322 specials (`"(),:;<>`) and the end of
+ * the value delimit a word as well (`Re:=?…?=` is common). `abc=?…?=def` is
+ * text (§6.1).
+ */
+const WORD_BOUNDARY_REGEXP = /[\s"(),:;<>]/;
 const WSP_ONLY_REGEXP = /^[ \t\r\n]*$/;
 const BASE64_REGEXP = /^[A-Za-z0-9+/]*={0,2}$/;
 
@@ -129,9 +136,13 @@ export function decodeRfc2047(s: string): string {
   };
 
   let last = 0;
+  /** Where the previous encoded-word ended: two glued together still count as words. */
+  let wordEnd = -1;
   for (const m of s.matchAll(ENCODED_WORD_REGEXP)) {
+    const end = m.index + m[0].length;
+    if (!standsAlone(s, m.index, end, wordEnd)) continue; // text: kept in `between`
     const between = s.slice(last, m.index);
-    last = m.index + m[0].length;
+    last = wordEnd = end;
     const charset = m[1]!.split("*")[0]!.toLowerCase();
     const bytes = isKnownCharset(charset) ? decodeEncodedText(m[2]!, m[3]!) : null;
     if (bytes !== null && run !== null && WSP_ONLY_REGEXP.test(between)) {
@@ -151,6 +162,14 @@ export function decodeRfc2047(s: string): string {
   flush();
   parts.push(s.slice(last));
   return parts.join("");
+}
+
+/** Whether the match `[start, end)` of `s` is a word of its own (see {@linkcode WORD_BOUNDARY_REGEXP}). */
+function standsAlone(s: string, start: number, end: number, wordEnd: number): boolean {
+  const before = start === 0 || start === wordEnd || WORD_BOUNDARY_REGEXP.test(s.charAt(start - 1));
+  const after = end === s.length || s.startsWith("=?", end) ||
+    WORD_BOUNDARY_REGEXP.test(s.charAt(end));
+  return before && after;
 }
 
 /** The bytes of an encoded-text, or null when malformed. */
@@ -198,7 +217,13 @@ function isKnownCharset(charset: string): boolean {
 
 function decodeCharset(charset: string, bytes: Uint8Array): string | null {
   try {
-    return new TextDecoder(charset).decode(bytes);
+    const decoder = new TextDecoder(charset);
+    // RFC 2781 §4.3: UTF-16 without a byte order mark is big-endian (the
+    // decoder's "utf-16" is little-endian); with one, the mark decides.
+    if (decoder.encoding === "utf-16le" && !/le$/.test(charset) && !startsWith(bytes, 0xff, 0xfe)) {
+      return new TextDecoder("utf-16be").decode(bytes);
+    }
+    return decoder.decode(bytes);
   } catch {
     return null;
   }
@@ -222,6 +247,10 @@ function wantedName(line: Uint8Array, colon: number): string | null {
     name += String.fromCharCode(b >= 0x41 && b <= 0x5a ? b + 0x20 : b);
   }
   return WANTED.has(name) ? name : null;
+}
+
+function startsWith(bytes: Uint8Array, a: number, b: number): boolean {
+  return bytes.length >= 2 && bytes[0] === a && bytes[1] === b;
 }
 
 function isAscii(bytes: Uint8Array): boolean {
