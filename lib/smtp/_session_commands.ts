@@ -5,7 +5,7 @@
  * @module
  */
 
-import { parseCommand, redactCommand } from "./command.ts";
+import { isAuthLine, parseCommand, redactCommand } from "./command.ts";
 import { parseBdatArgs } from "./bdat_decoder.ts";
 import { isMechanism, SaslExchange, type SaslStep } from "./sasl.ts";
 import {
@@ -30,7 +30,8 @@ const XFORWARD_ATTRIBUTES = ["NAME", "ADDR", "PORT", "PROTO", "HELO", "IDENT", "
 export function runCommand(s: SessionState, line: string): void {
   const command = parseCommand(line);
   if (s.config.transcript) {
-    s.emit({ type: "transcript", line: redactCommand(line, command) });
+    s.emit({ type: "transcript", line: redactCommand(line, command, s.afterAuth) });
+    s.afterAuth = isAuthLine(line, command) || (command === null && s.afterAuth);
   }
   if (!command) return s.reply(R.REPLY_UNKNOWN_COMMAND);
   const { verb, args } = command;

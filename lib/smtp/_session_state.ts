@@ -60,6 +60,8 @@ export class SessionState {
   mode: Mode = "command";
   pause: Pause | null = null;
   failures = 0;
+  /** The last line was an AUTH (or looked like one) and no command came since: see `redactCommand`. */
+  afterAuth = false;
   tls: boolean;
   helo: string | null = null;
   esmtp = false;

@@ -86,11 +86,34 @@ function trimSpaces(text: string): string {
 
 /**
  * The command line as the debug transcript shows it: an AUTH initial response
- * is a secret (RFC 4954 §4), so `AUTH PLAIN dGVzdA==` becomes `AUTH PLAIN ***`.
+ * is a secret (RFC 4954 §4), so `AUTH PLAIN dGVzdA==` becomes `AUTH PLAIN ***`,
+ * also when a tab makes the line an unknown command. A line that follows an
+ * AUTH without being a command (`afterAuth`) is the client's next SASL
+ * response, sent before it saw the AUTH fail: all of it is hidden.
+ *
+ * @param line The received line.
+ * @param command Its parse, or null for an unknown verb.
+ * @param afterAuth Whether the previous line was an AUTH and no command came since.
+ * @returns What the transcript may show.
  */
-export function redactCommand(line: string, command: Command | null): string {
-  if (command?.verb !== "AUTH") return line;
-  const parts = command.args.split(" ").filter((p) => p !== "");
-  if (parts.length < 2) return line;
-  return `${line.slice(0, line.indexOf(" "))} ${parts[0]} ***`;
+export function redactCommand(line: string, command: Command | null, afterAuth = false): string {
+  if (command === null && afterAuth) return "***";
+  if (!isAuthLine(line, command)) return line;
+  const parts = line.split(/[ \t]+/);
+  if (parts.length < 3 || parts[2] === "") return line;
+  return `${parts[0]} ${parts[1]} ***`;
+}
+
+/** AUTH followed by any blank: parseCommand splits on SP only. */
+const AUTH_LIKE_REGEXP = /^auth[ \t]/i;
+
+/**
+ * Whether a line is an AUTH command, or would be but for a tab.
+ *
+ * @param line The received line.
+ * @param command Its parse, or null for an unknown verb.
+ * @returns True for an AUTH line.
+ */
+export function isAuthLine(line: string, command: Command | null): boolean {
+  return command === null ? AUTH_LIKE_REGEXP.test(line) : command.verb === "AUTH";
 }

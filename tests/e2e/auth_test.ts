@@ -365,6 +365,14 @@ for (const format of ["text", "json"]) {
           await expectReply(c, `AUTH LOGIN ${b64("bob")}`, /^334 /);
           await expectReply(c, b64(password), /^235 /);
         },
+        async (c) => {
+          // A tab makes it an unknown command; its secret is still hidden.
+          await expectReply(c, `AUTH\tPLAIN ${b64(`\0bob\0${password}`)}`, /^500 /);
+          // A client that sends its response before it sees AUTH fail: the line is no command.
+          await expectReply(c, "AUTH NOPE", /^504 /);
+          await expectReply(c, b64(password), /^500 /);
+          await expectReply(c, `AUTH PLAIN ${b64(`\0bob\0${password}`)}`, /^235 /);
+        },
       ];
       for (const [i, run] of sessions.entries()) {
         await using c = await SmtpConn.connect(server.port);

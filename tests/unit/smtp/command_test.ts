@@ -25,4 +25,11 @@ Deno.test("redactCommand hides an AUTH initial response only", () => {
   strictEqual(redactCommand("auth login", parseCommand("auth login")), "auth login");
   strictEqual(redactCommand("NOOP x", parseCommand("NOOP x")), "NOOP x");
   strictEqual(redactCommand("WIZ", null), "WIZ");
+  // A tab makes it an unknown command; the secret is hidden all the same.
+  strictEqual(redactCommand("AUTH\tPLAIN AHUAUFd0YWI0", null), "AUTH PLAIN ***");
+  strictEqual(redactCommand("auth \t login  dXNlcg==", null), "auth login ***");
+  strictEqual(redactCommand("AUTHX PLAIN abc", null), "AUTHX PLAIN abc");
+  // After an AUTH, a line that is no command is the client's SASL response.
+  strictEqual(redactCommand("UGlwZVNlY3JldDQ=", null, true), "***");
+  strictEqual(redactCommand("NOOP", parseCommand("NOOP"), true), "NOOP");
 });
