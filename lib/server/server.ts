@@ -168,11 +168,29 @@ export class Server {
     const server = { address: plainAddress(socket.localAddress), port: socket.localPort ?? 0 };
     const conn = this.#counters.nextNumber();
     const active = this.#counters.admit();
+    const opened = Date.now();
     let released = false;
-    const release = () => {
+    /** Ends a connection that never reached a session, with the same closing line (SPEC §5). */
+    const closeEarly = (reason: string) => {
       if (!released) this.#counters.release();
       released = true;
+      this.#logger.info("connection closed", {
+        conn,
+        client: client.address,
+        reason,
+        ms: Date.now() - opened,
+      });
     };
+    // Every connection gets its opened and closed line, refused ones included.
+    this.#logger.info("connection opened", {
+      conn,
+      client: client.address,
+      port: client.port,
+      listener: `${listener.address}:${listener.port}`,
+      tls: listener.tls,
+      // Which thread serves it, when there are two.
+      ...(this.#thread.role === "helper" ? { thread: 2 } : this.#helper ? { thread: 1 } : {}),
+    });
     let stream: WireSocket = socket;
     let tls = null;
     if (listener.tls) {
@@ -192,44 +210,40 @@ export class Server {
           client: client.address,
           error: e instanceof Error ? e.message : String(e),
         });
-        release();
+        closeEarly("tls handshake failed");
         return;
       }
     }
     if (active > this.#setup.maxConnections) {
       this.#refuse(stream, REPLY_TOO_MANY_CONNECTIONS(this.#setup.hostname), conn, client.address);
-      release();
+      closeEarly("too many connections");
       return;
     }
-    this.#logger.info("connection opened", {
-      conn,
-      client: client.address,
-      port: client.port,
-      listener: `${listener.address}:${listener.port}`,
-      tls: listener.tls,
-      // Which thread serves it, when there are two.
-      ...(this.#thread.role === "helper" ? { thread: 2 } : this.#helper ? { thread: 1 } : {}),
-    });
     const refusal = await this.#connectStage({ client, server, tls: listener.tls }, conn);
     if (refusal === "disconnect") {
       stream.destroy();
-      release();
-      this.#logger.info("connection closed", { conn, client: client.address, reason: "fault" });
+      closeEarly("fault");
       return;
     }
     if (refusal) {
       this.#refuse(stream, refusal, conn, client.address);
-      release();
+      closeEarly("refused");
       return;
     }
     // The client may have left during a connect delay or an async onConnect:
     // no Connection would ever see its "close" and free the slot.
     if (stream.destroyed) {
-      release();
+      closeEarly("closed");
       return;
     }
     released = true; // from here the handler's closed() releases the slot
-    const handler = new SessionHandler(this.#ctx, { client, server, tls: listener.tls }, conn, tls);
+    const handler = new SessionHandler(
+      this.#ctx,
+      { client, server, tls: listener.tls },
+      conn,
+      tls,
+      opened,
+    );
     const connection = new Connection(stream, {
       config: this.#sessionConfig(listener, client.address),
       handler,

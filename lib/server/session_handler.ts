@@ -58,7 +58,8 @@ export class SessionHandler implements ConnectionHandler {
   #ctx: ServerContext;
   #info: ConnectionInfo;
   #conn: number;
-  #opened = Date.now();
+  /** When the connection was accepted (Date.now()), for the closing line's `ms`. */
+  readonly #opened: number;
   #tls: TlsParams | null = null;
   #sink: MessageSink | null = null;
   #sinkError: SpoolError | null = null;
@@ -66,7 +67,14 @@ export class SessionHandler implements ConnectionHandler {
   /** The connection is closed: no reply can reach the client any more. */
   #gone = false;
 
-  constructor(ctx: ServerContext, info: ConnectionInfo, conn: number, tls: TlsParams | null) {
+  constructor(
+    ctx: ServerContext,
+    info: ConnectionInfo,
+    conn: number,
+    tls: TlsParams | null,
+    opened: number = Date.now(),
+  ) {
+    this.#opened = opened;
     this.#ctx = ctx;
     this.#info = info;
     this.#conn = conn;

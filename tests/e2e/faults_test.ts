@@ -119,6 +119,11 @@ Deno.test("e2e faults: connect 421 4.3.2 replaces the greeting and closes", asyn
     await c.expectClosed();
   }
   assert.deepEqual(await spoolNames(server.spool), []);
+  // SPEC §5: a refused connection is opened and closed in the log too, with its duration.
+  for (const n of [1, 2]) {
+    await server.waitForStderr(new RegExp(`connection opened conn=${n} `));
+    await server.waitForStderr(new RegExp(`connection closed conn=${n} .*reason=refused ms=\\d+`));
+  }
 });
 
 Deno.test("e2e faults: connect#1 disconnect closes the first connection without a word; the second is served", async () => {
@@ -128,6 +133,8 @@ Deno.test("e2e faults: connect#1 disconnect closes the first connection without 
     await c.expectClosed();
     assert.equal(c.transcript, "", "no greeting, no reply");
   }
+  await server.waitForStderr(/connection opened conn=1 /);
+  await server.waitForStderr(/connection closed conn=1 .*reason=fault ms=\d+/);
   await using c = await ehlo(server);
   const message = "Subject: second\r\n\r\nx\r\n";
   queuedId(await transaction(c, "a@example.com", ["b@example.com"], stuff(message)));

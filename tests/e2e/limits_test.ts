@@ -96,6 +96,8 @@ Deno.test("e2e: --max-connections 2 refuses the third with 421 4.7.0", async () 
     clients.push(third);
     assert.match((await third.readReply()).raw, /^421 4\.7\.0/);
     await third.expectClosed();
+    await server.waitForStderr(/connection opened conn=3 /);
+    await server.waitForStderr(/connection closed conn=3 .*reason="too many connections" ms=\d+/);
     // A slot frees when a session ends; the server notices the close shortly after.
     assert.equal((await clients[0]!.command("QUIT")).code, 221);
     await clients[0]!.expectClosed();
