@@ -137,7 +137,7 @@ export function challengeReply(text: string): Reply {
   return reply(334, "", text);
 }
 
-/** SPEC §4: the 20th failed command closes the session. */
+/** SPEC §4: sent after the 20th failed command's own reply, then the session closes. */
 export function tooManyErrorsReply(hostname: string): Reply {
   return reply(421, "4.7.0", `${hostname} Error: too many errors`);
 }

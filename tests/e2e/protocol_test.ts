@@ -267,19 +267,15 @@ Deno.test("e2e: an overlong command line gets 500 5.5.2 and the session goes on"
   queuedId(reply);
 });
 
-Deno.test("e2e: 20 failed commands end the session with 421 4.7.0", async () => {
+Deno.test("e2e: the 20th failed command gets its own reply, then 421 4.7.0 and close", async () => {
   await using s = await ehloed();
   const c = s.client;
-  const seen: string[] = [];
-  for (let i = 1; i < 20; i++) {
+  for (let i = 1; i <= 20; i++) {
     const r = await c.command(`BOGUS${i}`);
-    seen.push(r.raw);
-    assert.match(r.raw, /^500 5\.5\.2/, seen.join(""));
+    assert.match(r.raw, /^500 5\.5\.2/, c.transcript);
   }
-  await c.send("BOGUS20\r\n");
-  let last = await c.readReply();
-  if (last.code === 500) last = await c.readReply(); // the 20th may be answered before the 421
-  assert.match(last.raw, /^421 4\.7\.0/, c.transcript);
+  // Postfix smtpd_hard_error_limit: no 21st command is needed to get the 421.
+  assert.match((await c.readReply()).raw, /^421 4\.7\.0/, c.transcript);
   await c.expectClosed();
 });
 

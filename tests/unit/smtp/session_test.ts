@@ -205,12 +205,23 @@ Deno.test("Session: an overlong line gets one 500 5.5.2, then a working command"
   });
 });
 
-Deno.test("Session: the 20th failed command gets 421 4.7.0 and close", () => {
-  const replies = Array.from({ length: 19 }, () => "500 5.5.2 Error: command not recognized");
+Deno.test("Session: the 20th failed command gets its own reply, then 421 4.7.0 and close", () => {
+  const unknown = "500 5.5.2 Error: command not recognized";
+  const bye = "421 4.7.0 mx.test Error: too many errors";
+  const replies = Array.from({ length: 20 }, () => unknown);
   replies.splice(5, 0, OK);
-  const input = "WIZ\r\n".repeat(5) + "NOOP\r\n" + "WIZ\r\n".repeat(20);
-  const out = tr(input, { replies: [...replies, "421 4.7.0 mx.test Error: too many errors"] });
+  // Exactly 20 failures: the 421 must not wait for a 21st command.
+  const out = tr("WIZ\r\n".repeat(5) + "NOOP\r\n" + "WIZ\r\n".repeat(15), {
+    replies: [...replies, bye],
+  });
   strictEqual(out.closed, true);
+  strictEqual(out.events.at(-1)!.type, "close");
+  // A refusal by a decision counts the same, and what follows it is never read.
+  const policy = { mail: () => ({ code: 550, enhanced: "5.7.1", lines: ["No"] }) };
+  const refused = tr(HI + "WIZ\r\n".repeat(19) + "MAIL FROM:<a@b>\r\nNOOP\r\n", {
+    replies: [ehlo(), ...Array.from({ length: 19 }, () => unknown), "550 5.7.1 No", bye],
+  }, { policy });
+  strictEqual(refused.closed, true);
 });
 
 Deno.test("Session: a 421 decision closes the session", () => {
