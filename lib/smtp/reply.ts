@@ -196,6 +196,12 @@ export const REPLY_NOT_IMPLEMENTED: Reply = fixed(502, "5.5.1", "Error: command 
 export const REPLY_UNKNOWN_COMMAND: Reply = fixed(500, "5.5.2", "Error: command not recognized");
 /** SPEC §4: a command line over `MAX_COMMAND_LINE_OCTETS`. */
 export const REPLY_LINE_TOO_LONG: Reply = fixed(500, "5.5.2", "Error: line too long");
+/** RFC 4954 §6: a line of an AUTH exchange over `MAX_AUTH_LINE_OCTETS`; the exchange fails. */
+export const REPLY_AUTH_LINE_TOO_LONG: Reply = fixed(
+  500,
+  "5.5.6",
+  "Authentication exchange line is too long",
+);
 /** RFC 5321 §4.1.4: MAIL (and AUTH, XFORWARD) need HELO/EHLO first. */
 export const REPLY_NEED_HELO: Reply = fixed(503, "5.5.1", "Error: send HELO/EHLO first");
 /** RFC 5321 §4.1.4: MAIL inside a transaction. */

@@ -222,6 +222,7 @@ export class Session implements SessionApi {
     const s = this.#s;
     const input = s.input;
     if (input.empty()) return false;
+    this.#framer.sasl = s.mode === "sasl";
     const frame = this.#framer.frame(input.bytes, input.pos, input.end);
     input.pos += frame.consumed;
     switch (frame.type) {
@@ -230,8 +231,9 @@ export class Session implements SessionApi {
       case "skipped":
         return true;
       case "too-long":
+        // RFC 4954 §4: a line the server cannot take fails the AUTH exchange.
         if (s.mode === "sasl") s.endSasl();
-        s.reply(R.REPLY_LINE_TOO_LONG);
+        s.reply(frame.auth ? R.REPLY_AUTH_LINE_TOO_LONG : R.REPLY_LINE_TOO_LONG);
         return true;
       case "line": {
         const line = UTF8.decode(input.bytes.subarray(frame.lineStart, frame.lineEnd));

@@ -169,6 +169,27 @@ Deno.test("Session AUTH refusals", () => {
   });
 });
 
+Deno.test("Session AUTH: lines up to 12288 octets (RFC 4954 §4), longer ones 500 5.5.6", () => {
+  // A 5344-octet response: over the 4096 of a command line.
+  const long = b64("\0bob\0" + "p".repeat(4003));
+  strictEqual(long.length, 5344);
+  const out = tr(HI + `AUTH PLAIN\r\n${long}\r\n`, { replies: [ehlo(), "334 ", AUTH_OK] });
+  strictEqual(out.events.find((e) => e.type === "auth")?.type, "auth");
+  tr(HI + `AUTH PLAIN ${long}\r\n`, { replies: [ehlo(), AUTH_OK] });
+  const tooLong = "500 5.5.6 Authentication exchange line is too long";
+  // The exchange is over: the rest of the line is skipped, the next line is a command.
+  tr(HI + `AUTH LOGIN\r\n${"QUIT".repeat(3073)}\r\nNOOP\r\n`, {
+    replies: [ehlo(), "334 VXNlcm5hbWU6", tooLong, "250 2.0.0 Ok"],
+  });
+  tr(HI + `AUTH PLAIN ${"QUIT".repeat(3072)}\r\nNOOP\r\n`, {
+    replies: [ehlo(), tooLong, "250 2.0.0 Ok"],
+  });
+  // Other commands keep the 4096-octet limit.
+  tr(HI + `NOOP ${"x".repeat(4092)}\r\n`, {
+    replies: [ehlo(), "500 5.5.2 Error: line too long"],
+  });
+});
+
 Deno.test("Session AUTH: a SASL response is never parsed as a command", () => {
   // "QUIT" is valid base64: here it is a user name and a password.
   const out = tr(HI + "AUTH LOGIN\r\nQUIT\r\nQUIT\r\n", {
