@@ -212,8 +212,11 @@ function proxy(s: SessionState, verb: "XCLIENT" | "XFORWARD", args: string): voi
   // Postfix XCLIENT_README: the session restarts as if the proxied client had connected.
   s.xclient = merged;
   s.helo = merged["HELO"] ?? null;
-  s.esmtp = false;
-  s.auth = null;
+  // PROTO is what the proxied client spoke: the RFC 3848 base until the next HELO/EHLO.
+  s.esmtp = merged["PROTO"]?.toUpperCase() === "ESMTP";
+  // LOGIN: the proxy authenticated the client; Postfix records the method as XCLIENT.
+  const login = merged["LOGIN"];
+  s.auth = login === undefined ? null : { mechanism: "XCLIENT", username: login };
   s.finishTransaction();
   s.emit({ type: "xclient", attributes: merged });
   s.reply(R.greetingReply(s.config.hostname));

@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { AuthMechanism, Envelope, Reply, SessionConfig, SessionEvent } from "./events.ts";
+import type { AuthMethod, Envelope, Reply, SessionConfig, SessionEvent } from "./events.ts";
 import { InputBuffer } from "./_input_buffer.ts";
 import { type BdatArgs, BdatDecoder } from "./bdat_decoder.ts";
 import type { SaslExchange } from "./sasl.ts";
@@ -45,7 +45,7 @@ export interface Chunk {
 
 /** An authenticated (or about to be) identity. */
 export interface AuthIdentity {
-  mechanism: AuthMechanism;
+  mechanism: AuthMethod;
   username: string;
 }
 

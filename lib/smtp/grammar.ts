@@ -10,6 +10,7 @@ import type { Params, Reply } from "./events.ts";
 import { MAX_ENVID_OCTETS, MAX_ORCPT_OCTETS, MAX_SIZE_DIGITS } from "./limits.ts";
 import {
   badAttributeReply,
+  badAttributeValueReply,
   badParamReply,
   duplicateParamReply,
   REPLY_BAD_RECIPIENT,
@@ -293,10 +294,30 @@ export function parseRecipient(path: string): string | null {
   return isMailbox(mailbox) ? mailbox : null;
 }
 
+/** XCLIENT_README / XFORWARD_README ADDR: IPv4, or IPv6 tagged `IPV6:` (untagged too, as Postfix takes). */
+function isClientAddress(value: string): boolean {
+  if (/^ipv6:/i.test(value)) return isIpv6(value.slice(5));
+  return isIpv4(value) || isIpv6(value);
+}
+
+/** A TCP port in decimal, 0-65535. */
+function isPort(value: string): boolean {
+  return /^\d{1,5}$/.test(value) && Number(value) <= 65535;
+}
+
+/** The values Postfix's smtpd checks (`501 5.5.4 Bad … syntax`); the others are free text. */
+const ATTRIBUTE_CHECKS: Record<"XCLIENT" | "XFORWARD", Record<string, (v: string) => boolean>> = {
+  // XCLIENT_README: PROTO is SMTP or ESMTP (Postfix compares case-insensitively).
+  XCLIENT: { ADDR: isClientAddress, PORT: isPort, PROTO: (v) => /^E?SMTP$/i.test(v) },
+  // XFORWARD_README: PROTO "may be an SMTP or non-SMTP protocol name of up to 64 characters".
+  XFORWARD: { ADDR: isClientAddress, PORT: isPort, PROTO: (v) => v.length <= 64 },
+};
+
 /**
  * Parses `KEY=xtext …` of XCLIENT/XFORWARD (Postfix XCLIENT_README and
  * XFORWARD_README): names case-insensitive, values xtext-decoded;
- * `[UNAVAILABLE]` and `[TEMPUNAVAIL]` mean unknown and yield `null`.
+ * `[UNAVAILABLE]` and `[TEMPUNAVAIL]` mean unknown and yield `null`; ADDR,
+ * PORT and PROTO are checked as Postfix does.
  */
 export function parseAttributes(
   verb: "XCLIENT" | "XFORWARD",
@@ -311,9 +332,16 @@ export function parseAttributes(
     const name = (eq < 0 ? token : token.slice(0, eq)).toUpperCase();
     if (eq < 0 || !allowed.includes(name)) return badAttributeReply(verb, token);
     const value = decodeXtext(token.slice(eq + 1));
-    if (value === null) return badAttributeReply(verb, token);
+    // Postfix: "attribute=value expected"; an empty value is not one.
+    if (value === null || value === "") return badAttributeReply(verb, token);
     const upper = value.toUpperCase();
-    out[name] = upper === "[UNAVAILABLE]" || upper === "[TEMPUNAVAIL]" ? null : value;
+    if (upper === "[UNAVAILABLE]" || upper === "[TEMPUNAVAIL]") {
+      out[name] = null;
+      continue;
+    }
+    const check = ATTRIBUTE_CHECKS[verb][name];
+    if (check && !check(value)) return badAttributeValueReply(verb, token);
+    out[name] = value;
   }
   return out;
 }

@@ -132,6 +132,11 @@ export function badAttributeReply(verb: string, attribute: string): Reply {
   return reply(501, "5.5.4", `Bad ${verb} attribute: ${attribute}`);
 }
 
+/** Postfix `501 5.5.4 Bad … syntax`: an XCLIENT/XFORWARD value it checks (ADDR, PORT, PROTO). */
+export function badAttributeValueReply(verb: string, attribute: string): Reply {
+  return reply(501, "5.5.4", `Bad ${verb} attribute value: ${attribute}`);
+}
+
 /** RFC 4954 §4: a server challenge; `text` is already base64. */
 export function challengeReply(text: string): Reply {
   return reply(334, "", text);
