@@ -24,9 +24,10 @@ const UTF8 = new TextDecoder();
  * One SMTP server session (SPEC §4). Never throws from `receive` or `next`;
  * a `resume…` call that does not match the pause throws (a driver bug).
  *
- * `receive` keeps a reference to the given bytes (no copy) until they are
- * parsed, and `message-data` events are subarrays of them: pass a fresh array
- * each time and do not modify it afterwards.
+ * `receive` keeps a reference to the given bytes (no copy) until `next()`
+ * returns `need-data` (bytes still unparsed then, a partial line, are copied),
+ * and `message-data` events are subarrays of them: do not modify a chunk
+ * before that `need-data`.
  *
  * @example Usage
  * ```ts
@@ -80,7 +81,9 @@ export class Session implements SessionApi {
       }
       if (s.pause !== null) return PAUSED;
       if (!this.#step()) {
+        // After need-data the driver may reuse its read buffer: hold no view of it.
         if (s.input.empty()) s.input.drop();
+        else s.input.keep();
         return NEED_DATA;
       }
     }

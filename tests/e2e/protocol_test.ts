@@ -253,6 +253,21 @@ Deno.test("e2e: DATA after BDAT or after BODY=BINARYMIME gets 503 5.5.1", async 
   assert.deepEqual(await s.server.messages(), []);
 });
 
+Deno.test("e2e: a command line split across reads arrives whole", async () => {
+  await using s = await ehloed();
+  const c = s.client;
+  // Two reads into the plain listener's reused read buffer (NativeSocket).
+  await c.send("MAIL FROM:<split@exa");
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  await c.send("mple.com>\r\n");
+  assert.match((await c.readReply()).raw, /^250 2\.1\.0/);
+  assert.equal((await c.command("RCPT TO:<b@example.com>")).code, 250);
+  assert.equal((await c.command("DATA")).code, 354);
+  queuedId(await c.command(stuff("Subject: split\r\n\r\nx\r\n").slice(0, -2)));
+  const [msg] = await s.server.messages();
+  assert.equal(msg?.meta.mailFrom, "split@example.com");
+});
+
 Deno.test("e2e: an overlong command line gets 500 5.5.2 and the session goes on", async () => {
   await using s = await ehloed();
   const c = s.client;

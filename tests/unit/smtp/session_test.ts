@@ -242,6 +242,18 @@ Deno.test("Session transcript: every command line, AUTH secrets redacted", () =>
   deepStrictEqual(login.transcript, ["EHLO c.test", "AUTH LOGIN", "***", "***", "NOOP"]);
 });
 
+Deno.test("Session keeps no view of a chunk after need-data: the driver may reuse it", () => {
+  const session = new Session(testConfig());
+  const chunk = bytes("NOOP\r\nHELO c.te");
+  session.receive(chunk);
+  strictEqual(session.next().type, "reply");
+  strictEqual(session.next().type, "need-data");
+  // NativeSocket reads the next bytes into the same buffer.
+  chunk.fill(0x58);
+  session.receive(bytes("st\r\n"));
+  deepStrictEqual(session.next(), { type: "helo", verb: "HELO", domain: "c.test" });
+});
+
 Deno.test("Session: resuming at the wrong time throws; next() while paused says paused", () => {
   const session = new Session(testConfig());
   session.receive(bytes("HELO c\r\nNOOP\r\n"));
