@@ -326,7 +326,7 @@ export function parseAttributes(
 ): Record<string, string | null> | Reply {
   const out: Record<string, string | null> = {};
   const tokens = args.split(" ").filter((t) => t !== "");
-  if (tokens.length === 0) return syntaxReply(`${verb} ${allowed.join("=… ")}=…`);
+  if (tokens.length === 0) return syntaxReply(`${verb} ${allowed.join("=... ")}=...`);
   for (const token of tokens) {
     const eq = token.indexOf("=");
     const name = (eq < 0 ? token : token.slice(0, eq)).toUpperCase();

@@ -20,6 +20,9 @@ export const MAX_COMMAND_LINE_OCTETS = 4096;
  */
 export const MAX_AUTH_LINE_OCTETS = 12288;
 
+/** RFC 5321 §4.5.3.1.5: a reply line, code and CRLF included, is at most 512 octets. */
+export const MAX_REPLY_LINE_OCTETS = 512;
+
 /**
  * SPEC §4: after this many failed (5xx) commands the session ends with
  * `421 4.7.0`. Postfix's `smtpd_hard_error_limit` defaults to 20 as well.

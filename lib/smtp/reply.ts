@@ -7,17 +7,22 @@
  */
 
 import type { Reply, SessionConfig } from "./events.ts";
+import { MAX_REPLY_LINE_OCTETS } from "./limits.ts";
 
 const ENCODER = new TextEncoder();
 /** Constant replies are frozen; their bytes are computed once. */
 const FORMATTED = new WeakMap<Reply, Uint8Array>();
 const LINE_BREAK_REGEXP = /[\r\n]/g;
+// RFC 5321 §4.2: textstring = 1*(%d09 / %d32-126); one "?" per other code point.
+const NOT_TEXT_REGEXP = /[^\t\x20-\x7e]/gu;
 
 /**
  * Encodes a reply: one line per entry of `lines`, `250-` on all but the last,
  * the enhanced code after the code on every line when non-empty, CRLF endings
- * (RFC 5321 §4.2.1, RFC 2034 §4). CR and LF inside a text become spaces, so
- * text echoed from the client cannot forge extra reply lines.
+ * (RFC 5321 §4.2.1, RFC 2034 §4). Text echoed from the client must not break
+ * the grammar: CR and LF become spaces (no forged reply lines), any other
+ * character outside RFC 5321 `textstring` (NUL, non-ASCII) becomes `?`, and a
+ * line is cut to `MAX_REPLY_LINE_OCTETS` (RFC 5321 §4.5.3.1.5).
  *
  * @example Usage
  * ```ts
@@ -32,8 +37,10 @@ export function formatReply(reply: Reply): Uint8Array {
   const prefix = reply.enhanced === "" ? "" : `${reply.enhanced} `;
   let text = "";
   for (let i = 0; i < lines.length; i++) {
-    const sep = i === lines.length - 1 ? " " : "-";
-    text += `${reply.code}${sep}${prefix}${lines[i]!.replace(LINE_BREAK_REGEXP, " ")}\r\n`;
+    const head = `${reply.code}${i === lines.length - 1 ? " " : "-"}${prefix}`;
+    const line = lines[i]!.replace(LINE_BREAK_REGEXP, " ").replace(NOT_TEXT_REGEXP, "?");
+    // Every character is ASCII now, so its length counts octets.
+    text += `${head}${line.slice(0, Math.max(0, MAX_REPLY_LINE_OCTETS - 2 - head.length))}\r\n`;
   }
   const bytes = ENCODER.encode(text);
   if (Object.isFrozen(reply)) FORMATTED.set(reply, bytes);

@@ -5,8 +5,8 @@
  */
 
 import assert from "node:assert/strict";
-import { assertStored, ehloed, sha256Hex } from "../helpers/launcher.ts";
-import { queuedId, stuff, transaction } from "../helpers/raw_client.ts";
+import { assertStored, ehloed, greeted, sha256Hex } from "../helpers/launcher.ts";
+import { queuedId, stuff, transaction, visible } from "../helpers/raw_client.ts";
 
 const enc = new TextEncoder();
 
@@ -292,6 +292,25 @@ Deno.test("e2e: the 20th failed command gets its own reply, then 421 4.7.0 and c
   // Postfix smtpd_hard_error_limit: no 21st command is needed to get the 421.
   assert.match((await c.readReply()).raw, /^421 4\.7\.0/, c.transcript);
   await c.expectClosed();
+});
+
+Deno.test("e2e: replies echo client text as ASCII, in lines of at most 512 octets", async () => {
+  await using s = await greeted(["--trust-proxy", "127.0.0.0/8", "--hostname", "mx.test"]);
+  const c = s.client;
+  // RFC 5321 §4.2 textstring: HT and printable ASCII only.
+  const textLines = (raw: string) => raw.split("\r\n").slice(0, -1);
+  const isText = (line: string) => /^\d{3}[ -][\t\x20-\x7e]*$/.test(line);
+  await c.send(enc.encode("EHLO a\x00b"));
+  await c.send(Uint8Array.of(0xc3, 0xa9, 0xff, 0x0d, 0x0a));
+  const ehlo = await c.readReply();
+  assert.equal(textLines(ehlo.raw)[0], "250-mx.test Hello a?b??");
+  const long = await c.command(`EHLO ${"h".repeat(4000)}`);
+  for (const line of textLines(long.raw)) assert.ok(line.length + 2 <= 512, line.slice(0, 40));
+  assert.equal(textLines(long.raw)[0]!.length + 2, 512);
+  for (const line of ["XCLIENT", "XFORWARD", "RCPT TO:<\u00e9\x01@x>", "VRFY \u00e9\x7f"]) {
+    const r = await c.command(line);
+    assert.ok(textLines(r.raw).every(isText), visible(r.raw));
+  }
 });
 
 Deno.test("e2e: every reply but greeting, EHLO and 354 has an enhanced code", async () => {

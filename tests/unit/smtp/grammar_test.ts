@@ -158,7 +158,7 @@ Deno.test("parseAttributes decodes xtext and drops [UNAVAILABLE]", () => {
   );
   strictEqual(
     refusal(parseAttributes("XCLIENT", "", ["NAME"])),
-    "501 5.5.4 Syntax: XCLIENT NAME=…",
+    "501 5.5.4 Syntax: XCLIENT NAME=...",
   );
   strictEqual(
     refusal(parseAttributes("XFORWARD", "FOO=1", ["NAME"])),

@@ -2,7 +2,7 @@ import { deepStrictEqual, strictEqual, throws } from "node:assert/strict";
 import { Session } from "../../../lib/smtp/session.ts";
 import { ehloReply, formatReply, REPLY_CALLBACK_FAILED } from "../../../lib/smtp/reply.ts";
 import type { SessionConfig } from "../../../lib/smtp/events.ts";
-import { bytes, run, testConfig, tr } from "../../helpers/feed.ts";
+import { bytes, concat, run, testConfig, tr } from "../../helpers/feed.ts";
 
 const DECODER = new TextDecoder();
 /** The EHLO reply text for `config` before TLS. */
@@ -186,6 +186,33 @@ Deno.test("Session RSET, NOOP, HELP, EXPN, unknown verbs, arguments to no-arg co
       "501 5.5.4 Syntax: QUIT",
     ],
   });
+});
+
+Deno.test("Session: client text echoed in replies is ASCII and at most 512 octets a line", () => {
+  const config = testConfig({ trustedProxy: true, acceptRcpt: [/^ok@/] });
+  const raw = concat([bytes("EHLO a\x00b"), Uint8Array.of(0xff, 0xc3, 0xa9), bytes("\r\n")]);
+  tr(raw, { replies: [ehlo(config, "a?b??")] }, { config });
+  const h = "h".repeat(4000);
+  const out = tr(
+    `EHLO ${h}\r\nVRFY <${h}@x>\r\nMAIL FROM:<a@b> X${h}=1\r\nMAIL FROM:<a@b>\r\n` +
+      `RCPT TO:<${h}@x>\r\nRCPT TO:<\u00e9\x01@x>\r\nRSET\r\nXFORWARD PORT=${h}\r\n` +
+      `XCLIENT \u00e9${h}=1\r\n`,
+    {
+      replies: [
+        ehlo(config, h).split("\r\n").map((l, i) => i === 0 ? l.slice(0, 510) : l).join("\r\n"),
+        `550 5.1.1 <${h}`.slice(0, 510),
+        `555 5.5.4 Unsupported option: X${h.toUpperCase()}`.slice(0, 510),
+        "250 2.1.0 Ok",
+        `550 5.1.1 <${h}`.slice(0, 510),
+        "501 5.5.4 Bad recipient address syntax",
+        OK,
+        `501 5.5.4 Bad XFORWARD attribute value: PORT=${h}`.slice(0, 510),
+        `501 5.5.4 Bad XCLIENT attribute: ?${h}`.slice(0, 510),
+      ],
+    },
+    { config },
+  );
+  for (const r of out.replies) strictEqual(/^[\t\x20-\x7e\r\n]*$/.test(r), true, r);
 });
 
 Deno.test("Session QUIT replies 221 then closes; later bytes are ignored", () => {

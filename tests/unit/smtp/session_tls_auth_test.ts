@@ -242,7 +242,7 @@ Deno.test("Session XCLIENT restarts the session with a new greeting", () => {
       "MAIL FROM:<a@b>\r\nXCLIENT NAME=x\r\n",
     {
       replies: [
-        "501 5.5.4 Syntax: XCLIENT NAME=… ADDR=… PORT=… PROTO=… HELO=… LOGIN=…",
+        "501 5.5.4 Syntax: XCLIENT NAME=... ADDR=... PORT=... PROTO=... HELO=... LOGIN=...",
         "501 5.5.4 Bad XCLIENT attribute: FOO=1",
         "501 5.5.4 Bad XCLIENT attribute: NAME=a+zz",
         ehlo(config),
