@@ -38,9 +38,7 @@ export function runCommand(s: SessionState, line: string): void {
     case "HELO":
     case "EHLO":
       if (args === "") return s.reply(R.syntaxReply(`${verb} hostname`));
-      s.finishTransaction();
-      s.pendingHelo = { verb, domain: args };
-      return s.pauseWith("helo", { type: "helo", verb, domain: args });
+      return helo(s, verb, args.toWellFormed());
     case "MAIL":
       return mail(s, args);
     case "RCPT":
@@ -96,6 +94,13 @@ export function saslStep(s: SessionState, step: SaslStep): void {
   const { mechanism, username } = step.credentials;
   s.pendingAuth = { mechanism, username };
   s.pauseWith("auth", { type: "auth", ...step.credentials });
+}
+
+/** HELO/EHLO; `domain` is recorded as sent, malformed UTF-8 as U+FFFD (it has no grammar here). */
+function helo(s: SessionState, verb: "HELO" | "EHLO", domain: string): void {
+  s.finishTransaction();
+  s.pendingHelo = { verb, domain };
+  s.pauseWith("helo", { type: "helo", verb, domain });
 }
 
 function mail(s: SessionState, args: string): void {

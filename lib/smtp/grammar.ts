@@ -21,17 +21,20 @@ import {
   unknownParamReply,
 } from "./reply.ts";
 
+// RFC 6531 §3.3 UTF8-non-ascii (RFC 3629 code points: no surrogates, which is how
+// `decodeLine` marks malformed bytes).
+const UTF8_NON_ASCII = "\\u{80}-\\u{D7FF}\\u{E000}-\\u{10FFFF}";
 // RFC 5321 §4.1.2 atext (RFC 5322 §3.2.3), widened by RFC 6531 §3.3 with UTF8-non-ascii.
-const ATEXT = "[A-Za-z0-9!#$%&'*+\\-/=?^_`{|}~\\u{80}-\\u{10FFFF}]";
+const ATEXT = `[A-Za-z0-9!#$%&'*+\\-/=?^_\`{|}~${UTF8_NON_ASCII}]`;
 // Dot-string = Atom *("." Atom)
 const DOT_STRING = `${ATEXT}+(?:\\.${ATEXT}+)*`;
 // Quoted-string = DQUOTE *QcontentSMTP DQUOTE
 // qtextSMTP = %d32-33 / %d35-91 / %d93-126 ; quoted-pairSMTP = %d92 %d32-126
 const QUOTED_STRING =
-  '"(?:[\\x20\\x21\\x23-\\x5b\\x5d-\\x7e\\u{80}-\\u{10FFFF}]|\\\\[\\x20-\\x7e])*"';
+  `"(?:[\\x20\\x21\\x23-\\x5b\\x5d-\\x7e${UTF8_NON_ASCII}]|\\\\[\\x20-\\x7e])*"`;
 // sub-domain = Let-dig [Ldh-str] ; RFC 6531 §3.3 adds U-labels
-const LET_DIG = "[A-Za-z0-9\\u{80}-\\u{10FFFF}]";
-const SUB_DOMAIN = `${LET_DIG}(?:[A-Za-z0-9\\u{80}-\\u{10FFFF}-]*${LET_DIG})?`;
+const LET_DIG = `[A-Za-z0-9${UTF8_NON_ASCII}]`;
+const SUB_DOMAIN = `${LET_DIG}(?:[A-Za-z0-9${UTF8_NON_ASCII}-]*${LET_DIG})?`;
 // Domain = sub-domain *("." sub-domain)
 const DOMAIN = `${SUB_DOMAIN}(?:\\.${SUB_DOMAIN})*`;
 // address-literal = "[" ( IPv4-address-literal / IPv6-address-literal / General-address-literal ) "]"
@@ -51,10 +54,13 @@ const HEX16_REGEXP = /^[0-9A-Fa-f]{1,4}$/;
 // esmtp-keyword = (ALPHA / DIGIT) *(ALPHA / DIGIT / "-")
 const ESMTP_KEYWORD_REGEXP = /^[A-Za-z0-9][A-Za-z0-9-]*$/;
 // esmtp-value = 1*(%d33-60 / %d62-126) ; RFC 6531 §3.3 adds UTF8-non-ascii
-const ESMTP_VALUE_REGEXP = /^[\x21-\x3c\x3e-\x7e\u{80}-\u{10FFFF}]+$/u;
+const ESMTP_VALUE_REGEXP = new RegExp(`^[\\x21-\\x3c\\x3e-\\x7e${UTF8_NON_ASCII}]+$`, "u");
 // xtext = *( xchar / hexchar ) ; xchar = %d33-42 / %d44-60 / %d62-126 ; hexchar = "+" 2HEXDIG  (RFC 3461 §4)
 const XTEXT_REGEXP = /^(?:[\x21-\x2a\x2c-\x3c\x3e-\x7e]|\+[0-9A-Fa-f]{2})*$/;
-const XTEXT_UTF8_REGEXP = /^(?:[\x21-\x2a\x2c-\x3c\x3e-\x7e\u{80}-\u{10FFFF}]|\+[0-9A-Fa-f]{2})*$/u;
+const XTEXT_UTF8_REGEXP = new RegExp(
+  `^(?:[\\x21-\\x2a\\x2c-\\x3c\\x3e-\\x7e${UTF8_NON_ASCII}]|\\+[0-9A-Fa-f]{2})*$`,
+  "u",
+);
 const XTEXT_HEX_REGEXP = /\+([0-9A-Fa-f]{2})/g;
 // RFC 3461 §4.2 addr-type = atom
 const ORCPT_REGEXP = /^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+;(.+)$/s;

@@ -13,12 +13,11 @@ import { LineFramer } from "./line_framer.ts";
 import { DotDecoder } from "./dot_decoder.ts";
 import { SessionState } from "./_session_state.ts";
 import { runCommand, saslStep } from "./_session_commands.ts";
+import { decodeLine } from "./_utf8.ts";
 import * as R from "./reply.ts";
 
 const NEED_DATA: SessionEvent = Object.freeze({ type: "need-data" });
 const PAUSED: SessionEvent = Object.freeze({ type: "paused" });
-/** UTF-8, not fatal: SMTPUTF8 addresses arrive raw (RFC 6531); junk only fails the grammar. */
-const UTF8 = new TextDecoder();
 
 /**
  * One SMTP server session (SPEC §4). Never throws from `receive` or `next`;
@@ -239,7 +238,8 @@ export class Session implements SessionApi {
         s.reply(frame.auth ? R.REPLY_AUTH_LINE_TOO_LONG : R.REPLY_LINE_TOO_LONG);
         return true;
       case "line": {
-        const line = UTF8.decode(input.bytes.subarray(frame.lineStart, frame.lineEnd));
+        // SMTPUTF8 addresses arrive raw (RFC 6531); malformed UTF-8 then fails the grammar.
+        const line = decodeLine(input.bytes.subarray(frame.lineStart, frame.lineEnd));
         if (s.mode === "sasl") {
           if (s.config.transcript) s.emit({ type: "transcript", line: "***" });
           saslStep(s, s.sasl!.respond(line));

@@ -10,6 +10,18 @@ import { queuedId, stuff, transaction, visible } from "../helpers/raw_client.ts"
 
 const enc = new TextEncoder();
 
+/** Strings (UTF-8) and raw byte lists, joined. */
+function concatParts(parts: (string | number[])[]): Uint8Array {
+  const chunks = parts.map((p) => typeof p === "string" ? enc.encode(p) : Uint8Array.from(p));
+  const out = new Uint8Array(chunks.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of chunks) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
 Deno.test("e2e: a message is stored with its bytes and every .json field", async () => {
   await using s = await ehloed();
   const message = "Subject: Hello\r\nFrom: Alice <alice@example.com>\r\nTo: bob@example.com\r\n" +
@@ -311,6 +323,29 @@ Deno.test("e2e: replies echo client text as ASCII, in lines of at most 512 octet
     const r = await c.command(line);
     assert.ok(textLines(r.raw).every(isText), visible(r.raw));
   }
+});
+
+Deno.test("e2e: addresses of malformed UTF-8 get 501 5.5.4 and are never stored", async () => {
+  await using s = await ehloed();
+  const c = s.client;
+  const raw = async (...parts: (string | number[])[]) => {
+    await c.send(concatParts(parts));
+    return (await c.readReply()).raw;
+  };
+  assert.match(
+    await raw("MAIL FROM:<", [0xff, 0xfe], "@b.test> SMTPUTF8\r\n"),
+    /^501 5\.5\.4 Bad sender address syntax/,
+  );
+  assert.equal((await c.command("MAIL FROM:<a@b.test> SMTPUTF8")).code, 250);
+  assert.match(
+    await raw("RCPT TO:<x", [0xc0, 0xaf], "@y.test>\r\n"),
+    /^501 5\.5\.4 Bad recipient address syntax/,
+  );
+  assert.match(await raw("RCPT TO:<\u00fc@y.test>\r\n"), /^250 2\.1\.5/);
+  assert.equal((await c.command("DATA")).code, 354);
+  queuedId(await c.command(stuff("Subject: utf8\r\n\r\nx\r\n").slice(0, -2)));
+  const [msg] = await s.server.messages();
+  assert.deepEqual(msg?.meta.rcptTo, ["\u00fc@y.test"]);
 });
 
 Deno.test("e2e: every reply but greeting, EHLO and 354 has an enhanced code", async () => {

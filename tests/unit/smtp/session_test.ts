@@ -121,6 +121,49 @@ Deno.test("Session MAIL and RCPT refusals", () => {
   );
 });
 
+Deno.test("Session refuses addresses of malformed UTF-8 with the bad-address replies", () => {
+  const bad = (text: string, ...raw: number[]) =>
+    concat(
+      text.split("%").flatMap((part, i) =>
+        i === 0 ? [bytes(part)] : [Uint8Array.from(raw), bytes(part)]
+      ),
+    );
+  const input = concat([
+    bytes(HI),
+    bad("MAIL FROM:<%@b.test> SMTPUTF8\r\n", 0xff, 0xfe),
+    bad("MAIL FROM:<a%@b.test>\r\n", 0xc0, 0xaf),
+    bytes("MAIL FROM:<\u00fc@b.test>\r\nMAIL FROM:<a@b.test> SMTPUTF8\r\n"),
+    bad("RCPT TO:<x%@y.test>\r\n", 0xc0, 0xaf),
+    bad("RCPT TO:<x@y%.test>\r\n", 0xed, 0xa0, 0x80),
+    bad('RCPT TO:<"q%"@y.test>\r\n', 0x80),
+    bad("RCPT TO:<x@y.test> ORCPT=rfc822;x%@y.test\r\n", 0xf4, 0x90, 0x80, 0x80),
+    bytes("RCPT TO:<\u00fc\u{1F600}@y.test>\r\n"),
+  ]);
+  const out = tr(input, {
+    replies: [
+      ehlo(),
+      "501 5.5.4 Bad sender address syntax",
+      "501 5.5.4 Bad sender address syntax",
+      // Well-formed non-ASCII without SMTPUTF8 keeps its RFC 6531 reply.
+      "553 5.6.7 Must declare SMTPUTF8 to send unicode address",
+      "250 2.1.0 Ok",
+      "501 5.5.4 Bad recipient address syntax",
+      "501 5.5.4 Bad recipient address syntax",
+      "501 5.5.4 Bad recipient address syntax",
+      "501 5.5.4 Bad ORCPT parameter syntax",
+      "250 2.1.5 Ok",
+    ],
+  });
+  strictEqual(out.events.filter((e) => e.type === "rcpt").length, 1);
+  // HELO has no grammar to fail: its malformed bytes are recorded as U+FFFD, as before.
+  const helo = tr(bad("HELO a%b\r\n", 0xff), { replies: ["250 mx.test"] });
+  deepStrictEqual(helo.events.find((e) => e.type === "helo"), {
+    type: "helo",
+    verb: "HELO",
+    domain: "a\ufffdb",
+  });
+});
+
 Deno.test("Session --accept-rcpt: 550 without an event; VRFY answers accordingly", () => {
   const config = testConfig({ acceptRcpt: [/@ok\.test$/g] });
   const out = tr(
