@@ -62,7 +62,7 @@ export function runCommand(s: SessionState, line: string): void {
     case "EXPN":
       return s.reply(R.REPLY_NOT_IMPLEMENTED);
     case "HELP":
-      return s.reply(R.REPLY_HELP);
+      return s.reply(R.helpReply(s.config, { tls: s.tls }));
     case "STARTTLS":
       return starttls(s, args);
     case "AUTH":
@@ -164,9 +164,10 @@ function bdat(s: SessionState, args: string): void {
 function vrfy(s: SessionState, args: string): void {
   if (args === "") return s.reply(R.syntaxReply("VRFY address"));
   if (s.config.acceptRcpt.length === 0) return s.reply(R.REPLY_CANNOT_VRFY);
+  // RFC 5321 §3.5.1: a user name or a mailbox. The allow-list judges what was
+  // given (a mailbox without its brackets and source route), never its syntax.
   const bare = args.startsWith("<") && args.endsWith(">") ? args.slice(1, -1) : args;
-  const address = parseRecipient(bare);
-  if (address === null) return s.reply(R.REPLY_BAD_RECIPIENT);
+  const address = parseRecipient(bare) ?? bare;
   s.reply(s.acceptable(address) ? R.vrfyOkReply(address) : R.recipientRejectedReply(address));
 }
 

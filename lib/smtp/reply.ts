@@ -61,6 +61,16 @@ export function greetingReply(hostname: string): Reply {
   return reply(220, "", `${hostname} ESMTP smtpd`);
 }
 
+/** SPEC §4: STARTTLS is offered when TLS is configured and not yet active. */
+function offersStartTls(config: SessionConfig, state: { tls: boolean }): boolean {
+  return config.starttls && !state.tls;
+}
+
+/** SPEC §4: AUTH is offered when there are mechanisms, with `--require-tls` only under TLS. */
+function offersAuth(config: SessionConfig, state: { tls: boolean }): boolean {
+  return config.authMechanisms.length > 0 && (state.tls || !config.requireTls);
+}
+
 /** SPEC §4 extension list, in the order clients and tests see it. */
 export function ehloReply(
   config: SessionConfig,
@@ -78,10 +88,8 @@ export function ehloReply(
     "BINARYMIME",
     "DSN",
   ];
-  if (config.starttls && !state.tls) lines.push("STARTTLS");
-  if (config.authMechanisms.length > 0 && (state.tls || !config.requireTls)) {
-    lines.push(`AUTH ${config.authMechanisms.join(" ")}`);
-  }
+  if (offersStartTls(config, state)) lines.push("STARTTLS");
+  if (offersAuth(config, state)) lines.push(`AUTH ${config.authMechanisms.join(" ")}`);
   if (config.trustedProxy) {
     lines.push("XCLIENT NAME ADDR PORT PROTO HELO LOGIN");
     lines.push("XFORWARD NAME ADDR PORT PROTO HELO IDENT SOURCE");
@@ -190,12 +198,13 @@ export const REPLY_RCPT_OK: Reply = fixed(250, "2.1.5", "Ok");
 export const REPLY_START_DATA: Reply = fixed(354, "", "End data with <CR><LF>.<CR><LF>");
 /** RFC 5321 §4.1.1.10: QUIT, then the server closes. */
 export const REPLY_BYE: Reply = fixed(221, "2.0.0", "Bye");
-/** RFC 5321 §4.1.1.8. */
-export const REPLY_HELP: Reply = fixed(
-  214,
-  "2.0.0",
-  "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP STARTTLS AUTH",
-);
+/** RFC 5321 §4.1.1.8: the commands, STARTTLS and AUTH only where EHLO would offer them. */
+export function helpReply(config: SessionConfig, state: { tls: boolean }): Reply {
+  let commands = "EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP";
+  if (offersStartTls(config, state)) commands += " STARTTLS";
+  if (offersAuth(config, state)) commands += " AUTH";
+  return reply(214, "2.0.0", `Commands: ${commands}`);
+}
 /** RFC 5321 §3.5.3: VRFY may answer 252 when it cannot verify. */
 export const REPLY_CANNOT_VRFY: Reply = fixed(
   252,

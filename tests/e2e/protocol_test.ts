@@ -348,6 +348,17 @@ Deno.test("e2e: addresses of malformed UTF-8 get 501 5.5.4 and are never stored"
   assert.deepEqual(msg?.meta.rcptTo, ["\u00fc@y.test"]);
 });
 
+Deno.test("e2e: HELP lists STARTTLS only where it is offered", async () => {
+  {
+    await using s = await ehloed();
+    const help = (await s.client.command("HELP")).raw;
+    assert.match(help, /^214 2\.0\.0 Commands: .* AUTH\r\n$/);
+    assert.doesNotMatch(help, /STARTTLS/, "no TLS configured");
+  }
+  await using tls = await ehloed(["--tls-self-signed", "--hostname", "localhost"]);
+  assert.match((await tls.client.command("HELP")).raw, / STARTTLS AUTH\r\n$/);
+});
+
 Deno.test("e2e: every reply but greeting, EHLO and 354 has an enhanced code", async () => {
   await using s = await ehloed();
   const c = s.client;

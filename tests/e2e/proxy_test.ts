@@ -61,12 +61,21 @@ Deno.test("e2e accept-rcpt: only matching recipients are accepted; VRFY 250/550"
   assert.equal((await readSpool(server.spool)).length, 1);
 });
 
+Deno.test("e2e accept-rcpt: VRFY of a bare user name is judged by the allow-list", async () => {
+  await using server = await startServer(["--accept-rcpt", "^Ok$"]);
+  const { c } = await ehlo(server);
+  await using _ = c;
+  assert.match((await c.command("VRFY Ok")).raw, /^250 2\.1\.5 <Ok>/);
+  assert.match((await c.command("VRFY Bob")).raw, /^550 5\.1\.1 <Bob>/);
+});
+
 Deno.test("e2e accept-rcpt: without the flag VRFY answers 252 2.5.0 and any recipient is accepted", async () => {
   await using server = await startServer();
   const { c } = await ehlo(server);
   await using _ = c;
   assert.match((await c.command("VRFY a@example.com")).raw, /^252 2\.5\.0 /);
   assert.match((await c.command("VRFY b@example.com")).raw, /^252 2\.5\.0 /);
+  assert.match((await c.command("VRFY Ok")).raw, /^252 2\.5\.0 /);
   const message = "Subject: anyone\r\n\r\nx\r\n";
   queuedId(await transaction(c, "s@example.org", ["b@example.com"], stuff(message)));
   const [msg] = await readSpool(server.spool);

@@ -190,6 +190,39 @@ Deno.test("Session --accept-rcpt: 550 without an event; VRFY answers accordingly
   });
 });
 
+Deno.test("Session VRFY with --accept-rcpt judges a bare user name too (RFC 5321 §3.5.1)", () => {
+  const config = testConfig({ acceptRcpt: [/^Ok$/, /@ok\.test$/] });
+  tr("VRFY Ok\r\nVRFY bob\r\nVRFY <Ok>\r\nVRFY Bob Smith\r\nVRFY <@r.test:x@ok.test>\r\n", {
+    replies: [
+      "250 2.1.5 <Ok>",
+      "550 5.1.1 <bob>: Recipient address rejected",
+      "250 2.1.5 <Ok>",
+      "550 5.1.1 <Bob Smith>: Recipient address rejected",
+      "250 2.1.5 <x@ok.test>",
+    ],
+  }, { config });
+  tr("VRFY Ok\r\n", {
+    replies: ["252 2.5.0 Cannot VRFY user, but will accept message and attempt delivery"],
+  });
+});
+
+Deno.test("Session HELP lists STARTTLS and AUTH only where EHLO offers them", () => {
+  const help = (commands: string) =>
+    `214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP${commands}`;
+  tr("HELP\r\n", { replies: [help(" STARTTLS AUTH")] });
+  tr("HELP\r\n", { replies: [help("")] }, {
+    config: testConfig({ starttls: false, authMechanisms: [] }),
+  });
+  tr("HELP\r\n", { replies: [help(" AUTH")] }, {
+    config: testConfig({ starttls: false, tlsActive: true }),
+  });
+  // --require-tls: AUTH only under TLS.
+  tr("HELP\r\n", { replies: [help(" STARTTLS")] }, { config: testConfig({ requireTls: true }) });
+  tr("HELP\r\n", { replies: [help(" AUTH")] }, {
+    config: testConfig({ requireTls: true, tlsActive: true }),
+  });
+});
+
 Deno.test("Session: more than maxRecipients get 452 4.5.3; a refused rcpt is not added", () => {
   const policy = { rcpt: (a: string) => a.startsWith("bad") ? REPLY_CALLBACK_FAILED : null };
   const out = tr(
