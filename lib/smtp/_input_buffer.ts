@@ -42,6 +42,22 @@ export class InputBuffer {
     }
   }
 
+  /**
+   * Copies unparsed bytes still borrowed from the caller into an own store.
+   * After `need-data` the driver may reuse the buffer it read them into
+   * (`NativeSocket`); what is left then is a partial line, bounded by its limit.
+   */
+  keep(): void {
+    if (this.#own || this.pos === this.end) return;
+    const live = this.end - this.pos;
+    const store = new Uint8Array(Math.max(live, MIN_STORE));
+    store.set(this.bytes.subarray(this.pos, this.end));
+    this.bytes = store;
+    this.pos = 0;
+    this.end = live;
+    this.#own = true;
+  }
+
   /** True when every received byte was parsed. */
   empty(): boolean {
     return this.pos === this.end;

@@ -39,9 +39,7 @@ export function runCommand(s: SessionState, line: string): void {
     case "HELO":
     case "EHLO":
       if (args === "") return s.reply(R.syntaxReply(`${verb} hostname`));
-      s.finishTransaction();
-      s.pendingHelo = { verb, domain: args };
-      return s.pauseWith("helo", { type: "helo", verb, domain: args });
+      return helo(s, verb, args.toWellFormed());
     case "MAIL":
       return mail(s, args);
     case "RCPT":
@@ -65,7 +63,7 @@ export function runCommand(s: SessionState, line: string): void {
     case "EXPN":
       return s.reply(R.REPLY_NOT_IMPLEMENTED);
     case "HELP":
-      return s.reply(R.REPLY_HELP);
+      return s.reply(R.helpReply(s.config, { tls: s.tls }));
     case "STARTTLS":
       return starttls(s, args);
     case "AUTH":
@@ -97,6 +95,13 @@ export function saslStep(s: SessionState, step: SaslStep): void {
   const { mechanism, username } = step.credentials;
   s.pendingAuth = { mechanism, username };
   s.pauseWith("auth", { type: "auth", ...step.credentials });
+}
+
+/** HELO/EHLO; `domain` is recorded as sent, malformed UTF-8 as U+FFFD (it has no grammar here). */
+function helo(s: SessionState, verb: "HELO" | "EHLO", domain: string): void {
+  s.finishTransaction();
+  s.pendingHelo = { verb, domain };
+  s.pauseWith("helo", { type: "helo", verb, domain });
 }
 
 function mail(s: SessionState, args: string): void {
@@ -160,9 +165,10 @@ function bdat(s: SessionState, args: string): void {
 function vrfy(s: SessionState, args: string): void {
   if (args === "") return s.reply(R.syntaxReply("VRFY address"));
   if (s.config.acceptRcpt.length === 0) return s.reply(R.REPLY_CANNOT_VRFY);
+  // RFC 5321 §3.5.1: a user name or a mailbox. The allow-list judges what was
+  // given (a mailbox without its brackets and source route), never its syntax.
   const bare = args.startsWith("<") && args.endsWith(">") ? args.slice(1, -1) : args;
-  const address = parseRecipient(bare);
-  if (address === null) return s.reply(R.REPLY_BAD_RECIPIENT);
+  const address = parseRecipient(bare) ?? bare;
   s.reply(s.acceptable(address) ? R.vrfyOkReply(address) : R.recipientRejectedReply(address));
 }
 
@@ -213,8 +219,11 @@ function proxy(s: SessionState, verb: "XCLIENT" | "XFORWARD", args: string): voi
   // Postfix XCLIENT_README: the session restarts as if the proxied client had connected.
   s.xclient = merged;
   s.helo = merged["HELO"] ?? null;
-  s.esmtp = false;
-  s.auth = null;
+  // PROTO is what the proxied client spoke: the RFC 3848 base until the next HELO/EHLO.
+  s.esmtp = merged["PROTO"]?.toUpperCase() === "ESMTP";
+  // LOGIN: the proxy authenticated the client; Postfix records the method as XCLIENT.
+  const login = merged["LOGIN"];
+  s.auth = login === undefined ? null : { mechanism: "XCLIENT", username: login };
   s.finishTransaction();
   s.emit({ type: "xclient", attributes: merged });
   s.reply(R.greetingReply(s.config.hostname));

@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { AuthMechanism, Envelope, Reply, SessionConfig, SessionEvent } from "./events.ts";
+import type { AuthMethod, Envelope, Reply, SessionConfig, SessionEvent } from "./events.ts";
 import { InputBuffer } from "./_input_buffer.ts";
 import { type BdatArgs, BdatDecoder } from "./bdat_decoder.ts";
 import type { SaslExchange } from "./sasl.ts";
@@ -45,7 +45,7 @@ export interface Chunk {
 
 /** An authenticated (or about to be) identity. */
 export interface AuthIdentity {
-  mechanism: AuthMechanism;
+  mechanism: AuthMethod;
   username: string;
 }
 
@@ -92,16 +92,20 @@ export class SessionState {
     this.events.push(event);
   }
 
-  /** Queues a reply; every 5xx counts as a failed command, the 20th ends the session. */
+  /**
+   * Queues a reply. Every 5xx counts as a failed command; the 20th is still
+   * answered with its own reply, then `421` follows and the session ends
+   * before another command is read (Postfix `smtpd_hard_error_limit`).
+   */
   reply(reply: Reply): void {
-    let sent = reply;
-    if (reply.code >= 500 && reply.code <= 599) {
-      this.failures++;
-      if (this.failures >= MAX_FAILED_COMMANDS) sent = R.tooManyErrorsReply(this.config.hostname);
-    }
-    this.emit({ type: "reply", reply: sent, bytes: R.formatReply(sent) });
+    this.emit({ type: "reply", reply, bytes: R.formatReply(reply) });
     // RFC 5321 §3.8: a 421 reply closes the transmission channel.
-    if (sent.code === 421) this.close();
+    if (reply.code === 421) return this.close();
+    if (reply.code >= 500 && reply.code <= 599 && ++this.failures >= MAX_FAILED_COMMANDS) {
+      const bye = R.tooManyErrorsReply(this.config.hostname);
+      this.emit({ type: "reply", reply: bye, bytes: R.formatReply(bye) });
+      this.close();
+    }
   }
 
   pauseWith(pause: Pause, event: SessionEvent): void {

@@ -33,6 +33,9 @@ export type Params = Record<string, string | true>;
 /** SASL mechanisms the core speaks (RFC 4954 PLAIN, LOGIN; RFC 2195 CRAM-MD5). */
 export type AuthMechanism = "PLAIN" | "LOGIN" | "CRAM-MD5";
 
+/** How a session got its identity: AUTH, or XCLIENT LOGIN (Postfix names that method "XCLIENT"). */
+export type AuthMethod = AuthMechanism | "XCLIENT";
+
 /** Fixed for one connection; the driver builds it from the server options. */
 export interface SessionConfig {
   /** Name in the greeting and in the EHLO reply. */
@@ -65,7 +68,7 @@ export interface SessionConfig {
 export interface ClientIdentity {
   /** HELO/EHLO argument, or the XCLIENT HELO value; null before HELO. */
   helo: string | null;
-  /** Set by XCLIENT (NAME ADDR PORT PROTO LOGIN), upper-case keys, xtext-decoded. */
+  /** Set by XCLIENT (NAME ADDR PORT PROTO HELO LOGIN), upper-case keys, xtext-decoded. */
   xclient: Record<string, string>;
 }
 
@@ -81,7 +84,7 @@ export interface Envelope {
   /** true after EHLO, false after HELO (RFC 3848 SMTP vs ESMTP). */
   esmtp: boolean;
   tls: boolean;
-  auth: { mechanism: AuthMechanism; username: string } | null;
+  auth: { mechanism: AuthMethod; username: string } | null;
   /** SMTPUTF8 was given on MAIL (RFC 6531: protocol UTF8SMTP…). */
   smtputf8: boolean;
   /** XFORWARD attributes sent before this transaction (upper-case names, xtext-decoded). */

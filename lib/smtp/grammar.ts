@@ -10,6 +10,7 @@ import type { Params, Reply } from "./events.ts";
 import { MAX_ENVID_OCTETS, MAX_ORCPT_OCTETS, MAX_SIZE_DIGITS } from "./limits.ts";
 import {
   badAttributeReply,
+  badAttributeValueReply,
   badParamReply,
   duplicateParamReply,
   REPLY_BAD_RECIPIENT,
@@ -20,17 +21,20 @@ import {
   unknownParamReply,
 } from "./reply.ts";
 
+// RFC 6531 §3.3 UTF8-non-ascii (RFC 3629 code points: no surrogates, which is how
+// `decodeLine` marks malformed bytes).
+const UTF8_NON_ASCII = "\\u{80}-\\u{D7FF}\\u{E000}-\\u{10FFFF}";
 // RFC 5321 §4.1.2 atext (RFC 5322 §3.2.3), widened by RFC 6531 §3.3 with UTF8-non-ascii.
-const ATEXT = "[A-Za-z0-9!#$%&'*+\\-/=?^_`{|}~\\u{80}-\\u{10FFFF}]";
+const ATEXT = `[A-Za-z0-9!#$%&'*+\\-/=?^_\`{|}~${UTF8_NON_ASCII}]`;
 // Dot-string = Atom *("." Atom)
 const DOT_STRING = `${ATEXT}+(?:\\.${ATEXT}+)*`;
 // Quoted-string = DQUOTE *QcontentSMTP DQUOTE
 // qtextSMTP = %d32-33 / %d35-91 / %d93-126 ; quoted-pairSMTP = %d92 %d32-126
 const QUOTED_STRING =
-  '"(?:[\\x20\\x21\\x23-\\x5b\\x5d-\\x7e\\u{80}-\\u{10FFFF}]|\\\\[\\x20-\\x7e])*"';
+  `"(?:[\\x20\\x21\\x23-\\x5b\\x5d-\\x7e${UTF8_NON_ASCII}]|\\\\[\\x20-\\x7e])*"`;
 // sub-domain = Let-dig [Ldh-str] ; RFC 6531 §3.3 adds U-labels
-const LET_DIG = "[A-Za-z0-9\\u{80}-\\u{10FFFF}]";
-const SUB_DOMAIN = `${LET_DIG}(?:[A-Za-z0-9\\u{80}-\\u{10FFFF}-]*${LET_DIG})?`;
+const LET_DIG = `[A-Za-z0-9${UTF8_NON_ASCII}]`;
+const SUB_DOMAIN = `${LET_DIG}(?:[A-Za-z0-9${UTF8_NON_ASCII}-]*${LET_DIG})?`;
 // Domain = sub-domain *("." sub-domain)
 const DOMAIN = `${SUB_DOMAIN}(?:\\.${SUB_DOMAIN})*`;
 // address-literal = "[" ( IPv4-address-literal / IPv6-address-literal / General-address-literal ) "]"
@@ -50,10 +54,13 @@ const HEX16_REGEXP = /^[0-9A-Fa-f]{1,4}$/;
 // esmtp-keyword = (ALPHA / DIGIT) *(ALPHA / DIGIT / "-")
 const ESMTP_KEYWORD_REGEXP = /^[A-Za-z0-9][A-Za-z0-9-]*$/;
 // esmtp-value = 1*(%d33-60 / %d62-126) ; RFC 6531 §3.3 adds UTF8-non-ascii
-const ESMTP_VALUE_REGEXP = /^[\x21-\x3c\x3e-\x7e\u{80}-\u{10FFFF}]+$/u;
+const ESMTP_VALUE_REGEXP = new RegExp(`^[\\x21-\\x3c\\x3e-\\x7e${UTF8_NON_ASCII}]+$`, "u");
 // xtext = *( xchar / hexchar ) ; xchar = %d33-42 / %d44-60 / %d62-126 ; hexchar = "+" 2HEXDIG  (RFC 3461 §4)
 const XTEXT_REGEXP = /^(?:[\x21-\x2a\x2c-\x3c\x3e-\x7e]|\+[0-9A-Fa-f]{2})*$/;
-const XTEXT_UTF8_REGEXP = /^(?:[\x21-\x2a\x2c-\x3c\x3e-\x7e\u{80}-\u{10FFFF}]|\+[0-9A-Fa-f]{2})*$/u;
+const XTEXT_UTF8_REGEXP = new RegExp(
+  `^(?:[\\x21-\\x2a\\x2c-\\x3c\\x3e-\\x7e${UTF8_NON_ASCII}]|\\+[0-9A-Fa-f]{2})*$`,
+  "u",
+);
 const XTEXT_HEX_REGEXP = /\+([0-9A-Fa-f]{2})/g;
 // RFC 3461 §4.2 addr-type = atom
 const ORCPT_REGEXP = /^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+;(.+)$/s;
@@ -293,10 +300,30 @@ export function parseRecipient(path: string): string | null {
   return isMailbox(mailbox) ? mailbox : null;
 }
 
+/** XCLIENT_README / XFORWARD_README ADDR: IPv4, or IPv6 tagged `IPV6:` (untagged too, as Postfix takes). */
+function isClientAddress(value: string): boolean {
+  if (/^ipv6:/i.test(value)) return isIpv6(value.slice(5));
+  return isIpv4(value) || isIpv6(value);
+}
+
+/** A TCP port in decimal, 0-65535. */
+function isPort(value: string): boolean {
+  return /^\d{1,5}$/.test(value) && Number(value) <= 65535;
+}
+
+/** The values Postfix's smtpd checks (`501 5.5.4 Bad … syntax`); the others are free text. */
+const ATTRIBUTE_CHECKS: Record<"XCLIENT" | "XFORWARD", Record<string, (v: string) => boolean>> = {
+  // XCLIENT_README: PROTO is SMTP or ESMTP (Postfix compares case-insensitively).
+  XCLIENT: { ADDR: isClientAddress, PORT: isPort, PROTO: (v) => /^E?SMTP$/i.test(v) },
+  // XFORWARD_README: PROTO "may be an SMTP or non-SMTP protocol name of up to 64 characters".
+  XFORWARD: { ADDR: isClientAddress, PORT: isPort, PROTO: (v) => v.length <= 64 },
+};
+
 /**
  * Parses `KEY=xtext …` of XCLIENT/XFORWARD (Postfix XCLIENT_README and
  * XFORWARD_README): names case-insensitive, values xtext-decoded;
- * `[UNAVAILABLE]` and `[TEMPUNAVAIL]` mean unknown and yield `null`.
+ * `[UNAVAILABLE]` and `[TEMPUNAVAIL]` mean unknown and yield `null`; ADDR,
+ * PORT and PROTO are checked as Postfix does.
  */
 export function parseAttributes(
   verb: "XCLIENT" | "XFORWARD",
@@ -305,15 +332,22 @@ export function parseAttributes(
 ): Record<string, string | null> | Reply {
   const out: Record<string, string | null> = {};
   const tokens = args.split(" ").filter((t) => t !== "");
-  if (tokens.length === 0) return syntaxReply(`${verb} ${allowed.join("=… ")}=…`);
+  if (tokens.length === 0) return syntaxReply(`${verb} ${allowed.join("=... ")}=...`);
   for (const token of tokens) {
     const eq = token.indexOf("=");
     const name = (eq < 0 ? token : token.slice(0, eq)).toUpperCase();
     if (eq < 0 || !allowed.includes(name)) return badAttributeReply(verb, token);
     const value = decodeXtext(token.slice(eq + 1));
-    if (value === null) return badAttributeReply(verb, token);
+    // Postfix: "attribute=value expected"; an empty value is not one.
+    if (value === null || value === "") return badAttributeReply(verb, token);
     const upper = value.toUpperCase();
-    out[name] = upper === "[UNAVAILABLE]" || upper === "[TEMPUNAVAIL]" ? null : value;
+    if (upper === "[UNAVAILABLE]" || upper === "[TEMPUNAVAIL]") {
+      out[name] = null;
+      continue;
+    }
+    const check = ATTRIBUTE_CHECKS[verb][name];
+    if (check && !check(value)) return badAttributeValueReply(verb, token);
+    out[name] = value;
   }
   return out;
 }

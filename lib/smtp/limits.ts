@@ -8,9 +8,20 @@
 
 /**
  * RFC 5321 §4.5.3.1.4 sets 512 octets for a command line; SPEC §4 raises it
- * for long AUTH initial responses and XCLIENT lines. Counted without CRLF.
+ * to 4096 (long XCLIENT lines). Counted without CRLF. AUTH lines have their own.
  */
 export const MAX_COMMAND_LINE_OCTETS = 4096;
+
+/**
+ * RFC 4954 §4: servers MUST take SASL responses up to the longest encoded one
+ * and should allow 12288 octets per line; this holds for every line of an
+ * AUTH exchange, the AUTH command with its initial response included.
+ * Longer lines fail the exchange with `500 5.5.6` (RFC 4954 §6).
+ */
+export const MAX_AUTH_LINE_OCTETS = 12288;
+
+/** RFC 5321 §4.5.3.1.5: a reply line, code and CRLF included, is at most 512 octets. */
+export const MAX_REPLY_LINE_OCTETS = 512;
 
 /**
  * SPEC §4: after this many failed (5xx) commands the session ends with

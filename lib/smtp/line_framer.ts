@@ -7,17 +7,23 @@
  * @module
  */
 
-import { MAX_COMMAND_LINE_OCTETS } from "./limits.ts";
+import { MAX_AUTH_LINE_OCTETS, MAX_COMMAND_LINE_OCTETS } from "./limits.ts";
 
 const CR = 0x0d;
 const LF = 0x0a;
+const SP = 0x20;
+/** `AUTH` upper case; ORing 0x20 makes a letter lower case. */
+const AUTH = [0x61, 0x75, 0x74, 0x68];
 
 /** What `LineFramer.frame` found; `consumed` bytes from `start` are used up. */
 export type Frame =
   /** A complete line: `buf.subarray(lineStart, lineEnd)` without CRLF/LF. */
   | { type: "line"; lineStart: number; lineEnd: number; consumed: number }
-  /** A line over the limit was detected: reply `500 5.5.2` once; its rest is skipped. */
-  | { type: "too-long"; consumed: number }
+  /**
+   * A line over the limit was detected: reply once (`500 5.5.6` when `auth`,
+   * a line of an AUTH exchange, else `500 5.5.2`); its rest is skipped.
+   */
+  | { type: "too-long"; consumed: number; auth: boolean }
   /** The end of a skipped overlong line: nothing to answer. */
   | { type: "skipped"; consumed: number }
   /** No complete line yet; `consumed` bytes (of an overlong line) may be dropped. */
@@ -27,7 +33,9 @@ export type Frame =
  * Splits command lines. A line ends at LF; one CR before it is stripped, so
  * a bare LF also ends a command line (lenient, like Postfix). A line longer
  * than `MAX_COMMAND_LINE_OCTETS` (without its ending) is reported once as
- * `too-long` and then discarded up to its end without being buffered.
+ * `too-long` and then discarded up to its end without being buffered. Lines
+ * of an AUTH exchange (the `AUTH` command, or any line while `sasl` is set)
+ * may be `MAX_AUTH_LINE_OCTETS` long (RFC 4954 §4).
  *
  * @example Usage
  * ```ts
@@ -43,14 +51,19 @@ export class LineFramer {
   /** Inside an overlong line: drop bytes up to the next LF. */
   #skipping = false;
   #limit: number;
+  #authLimit: number;
+  /** Inside an AUTH exchange: every line is a SASL response (RFC 4954 §4). */
+  sasl = false;
 
   /**
    * Creates a framer.
    *
    * @param limit longest accepted line, without its ending
+   * @param authLimit longest accepted line of an AUTH exchange
    */
-  constructor(limit: number = MAX_COMMAND_LINE_OCTETS) {
+  constructor(limit: number = MAX_COMMAND_LINE_OCTETS, authLimit: number = MAX_AUTH_LINE_OCTETS) {
     this.#limit = limit;
+    this.#authLimit = Math.max(limit, authLimit);
   }
 
   /** Forgets a partly scanned line (the bytes it was scanning were dropped). */
@@ -76,16 +89,33 @@ export class LineFramer {
       this.#scanned = 0;
       const at = from + lf;
       const lineEnd = at > start && buf[at - 1] === CR ? at - 1 : at;
-      if (lineEnd - start > this.#limit) return { type: "too-long", consumed: at + 1 - start };
+      if (lineEnd - start > this.#limit) {
+        const auth = this.#isAuth(buf, start);
+        if (!auth || lineEnd - start > this.#authLimit) {
+          return { type: "too-long", consumed: at + 1 - start, auth };
+        }
+      }
       return { type: "line", lineStart: start, lineEnd, consumed: at + 1 - start };
     }
     // Without LF, `limit` content octets plus a CR may still become a valid line.
     if (end - start > this.#limit + 1) {
-      this.#scanned = 0;
-      this.#skipping = true;
-      return { type: "too-long", consumed: end - start };
+      const auth = this.#isAuth(buf, start);
+      if (!auth || end - start > this.#authLimit + 1) {
+        this.#scanned = 0;
+        this.#skipping = true;
+        return { type: "too-long", consumed: end - start, auth };
+      }
     }
     this.#scanned = end - start;
     return { type: "need-data", consumed: 0 };
+  }
+
+  /** True for a line of an AUTH exchange; only asked once a line is longer than `limit`. */
+  #isAuth(buf: Uint8Array, start: number): boolean {
+    if (this.sasl) return true;
+    for (let i = 0; i < AUTH.length; i++) {
+      if ((buf[start + i]! | 0x20) !== AUTH[i]) return false;
+    }
+    return buf[start + AUTH.length] === SP;
   }
 }

@@ -7,17 +7,22 @@
  */
 
 import type { Reply, SessionConfig } from "./events.ts";
+import { MAX_REPLY_LINE_OCTETS } from "./limits.ts";
 
 const ENCODER = new TextEncoder();
 /** Constant replies are frozen; their bytes are computed once. */
 const FORMATTED = new WeakMap<Reply, Uint8Array>();
 const LINE_BREAK_REGEXP = /[\r\n]/g;
+// RFC 5321 §4.2: textstring = 1*(%d09 / %d32-126); one "?" per other code point.
+const NOT_TEXT_REGEXP = /[^\t\x20-\x7e]/gu;
 
 /**
  * Encodes a reply: one line per entry of `lines`, `250-` on all but the last,
  * the enhanced code after the code on every line when non-empty, CRLF endings
- * (RFC 5321 §4.2.1, RFC 2034 §4). CR and LF inside a text become spaces, so
- * text echoed from the client cannot forge extra reply lines.
+ * (RFC 5321 §4.2.1, RFC 2034 §4). Text echoed from the client must not break
+ * the grammar: CR and LF become spaces (no forged reply lines), any other
+ * character outside RFC 5321 `textstring` (NUL, non-ASCII) becomes `?`, and a
+ * line is cut to `MAX_REPLY_LINE_OCTETS` (RFC 5321 §4.5.3.1.5).
  *
  * @example Usage
  * ```ts
@@ -32,8 +37,10 @@ export function formatReply(reply: Reply): Uint8Array {
   const prefix = reply.enhanced === "" ? "" : `${reply.enhanced} `;
   let text = "";
   for (let i = 0; i < lines.length; i++) {
-    const sep = i === lines.length - 1 ? " " : "-";
-    text += `${reply.code}${sep}${prefix}${lines[i]!.replace(LINE_BREAK_REGEXP, " ")}\r\n`;
+    const head = `${reply.code}${i === lines.length - 1 ? " " : "-"}${prefix}`;
+    const line = lines[i]!.replace(LINE_BREAK_REGEXP, " ").replace(NOT_TEXT_REGEXP, "?");
+    // Every character is ASCII now, so its length counts octets.
+    text += `${head}${line.slice(0, Math.max(0, MAX_REPLY_LINE_OCTETS - 2 - head.length))}\r\n`;
   }
   const bytes = ENCODER.encode(text);
   if (Object.isFrozen(reply)) FORMATTED.set(reply, bytes);
@@ -54,6 +61,16 @@ export function greetingReply(hostname: string): Reply {
   return reply(220, "", `${hostname} ESMTP smtpd`);
 }
 
+/** SPEC §4: STARTTLS is offered when TLS is configured and not yet active. */
+function offersStartTls(config: SessionConfig, state: { tls: boolean }): boolean {
+  return config.starttls && !state.tls;
+}
+
+/** SPEC §4: AUTH is offered when there are mechanisms, with `--require-tls` only under TLS. */
+function offersAuth(config: SessionConfig, state: { tls: boolean }): boolean {
+  return config.authMechanisms.length > 0 && (state.tls || !config.requireTls);
+}
+
 /** SPEC §4 extension list, in the order clients and tests see it. */
 export function ehloReply(
   config: SessionConfig,
@@ -71,10 +88,8 @@ export function ehloReply(
     "BINARYMIME",
     "DSN",
   ];
-  if (config.starttls && !state.tls) lines.push("STARTTLS");
-  if (config.authMechanisms.length > 0 && (state.tls || !config.requireTls)) {
-    lines.push(`AUTH ${config.authMechanisms.join(" ")}`);
-  }
+  if (offersStartTls(config, state)) lines.push("STARTTLS");
+  if (offersAuth(config, state)) lines.push(`AUTH ${config.authMechanisms.join(" ")}`);
   if (config.trustedProxy) {
     lines.push("XCLIENT NAME ADDR PORT PROTO HELO LOGIN");
     lines.push("XFORWARD NAME ADDR PORT PROTO HELO IDENT SOURCE");
@@ -132,12 +147,17 @@ export function badAttributeReply(verb: string, attribute: string): Reply {
   return reply(501, "5.5.4", `Bad ${verb} attribute: ${attribute}`);
 }
 
+/** Postfix `501 5.5.4 Bad … syntax`: an XCLIENT/XFORWARD value it checks (ADDR, PORT, PROTO). */
+export function badAttributeValueReply(verb: string, attribute: string): Reply {
+  return reply(501, "5.5.4", `Bad ${verb} attribute value: ${attribute}`);
+}
+
 /** RFC 4954 §4: a server challenge; `text` is already base64. */
 export function challengeReply(text: string): Reply {
   return reply(334, "", text);
 }
 
-/** SPEC §4: the 20th failed command closes the session. */
+/** SPEC §4: sent after the 20th failed command's own reply, then the session closes. */
 export function tooManyErrorsReply(hostname: string): Reply {
   return reply(421, "4.7.0", `${hostname} Error: too many errors`);
 }
@@ -178,12 +198,13 @@ export const REPLY_RCPT_OK: Reply = fixed(250, "2.1.5", "Ok");
 export const REPLY_START_DATA: Reply = fixed(354, "", "End data with <CR><LF>.<CR><LF>");
 /** RFC 5321 §4.1.1.10: QUIT, then the server closes. */
 export const REPLY_BYE: Reply = fixed(221, "2.0.0", "Bye");
-/** RFC 5321 §4.1.1.8. */
-export const REPLY_HELP: Reply = fixed(
-  214,
-  "2.0.0",
-  "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP STARTTLS AUTH",
-);
+/** RFC 5321 §4.1.1.8: the commands, STARTTLS and AUTH only where EHLO would offer them. */
+export function helpReply(config: SessionConfig, state: { tls: boolean }): Reply {
+  let commands = "EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP";
+  if (offersStartTls(config, state)) commands += " STARTTLS";
+  if (offersAuth(config, state)) commands += " AUTH";
+  return reply(214, "2.0.0", `Commands: ${commands}`);
+}
 /** RFC 5321 §3.5.3: VRFY may answer 252 when it cannot verify. */
 export const REPLY_CANNOT_VRFY: Reply = fixed(
   252,
@@ -196,6 +217,12 @@ export const REPLY_NOT_IMPLEMENTED: Reply = fixed(502, "5.5.1", "Error: command 
 export const REPLY_UNKNOWN_COMMAND: Reply = fixed(500, "5.5.2", "Error: command not recognized");
 /** SPEC §4: a command line over `MAX_COMMAND_LINE_OCTETS`. */
 export const REPLY_LINE_TOO_LONG: Reply = fixed(500, "5.5.2", "Error: line too long");
+/** RFC 4954 §6: a line of an AUTH exchange over `MAX_AUTH_LINE_OCTETS`; the exchange fails. */
+export const REPLY_AUTH_LINE_TOO_LONG: Reply = fixed(
+  500,
+  "5.5.6",
+  "Authentication exchange line is too long",
+);
 /** RFC 5321 §4.1.4: MAIL (and AUTH, XFORWARD) need HELO/EHLO first. */
 export const REPLY_NEED_HELO: Reply = fixed(503, "5.5.1", "Error: send HELO/EHLO first");
 /** RFC 5321 §4.1.4: MAIL inside a transaction. */

@@ -13,20 +13,20 @@ import { LineFramer } from "./line_framer.ts";
 import { DotDecoder } from "./dot_decoder.ts";
 import { SessionState } from "./_session_state.ts";
 import { runCommand, saslStep } from "./_session_commands.ts";
+import { decodeLine } from "./_utf8.ts";
 import * as R from "./reply.ts";
 
 const NEED_DATA: SessionEvent = Object.freeze({ type: "need-data" });
 const PAUSED: SessionEvent = Object.freeze({ type: "paused" });
-/** UTF-8, not fatal: SMTPUTF8 addresses arrive raw (RFC 6531); junk only fails the grammar. */
-const UTF8 = new TextDecoder();
 
 /**
  * One SMTP server session (SPEC §4). Never throws from `receive` or `next`;
  * a `resume…` call that does not match the pause throws (a driver bug).
  *
- * `receive` keeps a reference to the given bytes (no copy) until they are
- * parsed, and `message-data` events are subarrays of them: pass a fresh array
- * each time and do not modify it afterwards.
+ * `receive` keeps a reference to the given bytes (no copy) until `next()`
+ * returns `need-data` (bytes still unparsed then, a partial line, are copied),
+ * and `message-data` events are subarrays of them: do not modify a chunk
+ * before that `need-data`.
  *
  * @example Usage
  * ```ts
@@ -80,7 +80,9 @@ export class Session implements SessionApi {
       }
       if (s.pause !== null) return PAUSED;
       if (!this.#step()) {
+        // After need-data the driver may reuse its read buffer: hold no view of it.
         if (s.input.empty()) s.input.drop();
+        else s.input.keep();
         return NEED_DATA;
       }
     }
@@ -222,6 +224,7 @@ export class Session implements SessionApi {
     const s = this.#s;
     const input = s.input;
     if (input.empty()) return false;
+    this.#framer.sasl = s.mode === "sasl";
     const frame = this.#framer.frame(input.bytes, input.pos, input.end);
     input.pos += frame.consumed;
     switch (frame.type) {
@@ -230,11 +233,13 @@ export class Session implements SessionApi {
       case "skipped":
         return true;
       case "too-long":
+        // RFC 4954 §4: a line the server cannot take fails the AUTH exchange.
         if (s.mode === "sasl") s.endSasl();
-        s.reply(R.REPLY_LINE_TOO_LONG);
+        s.reply(frame.auth ? R.REPLY_AUTH_LINE_TOO_LONG : R.REPLY_LINE_TOO_LONG);
         return true;
       case "line": {
-        const line = UTF8.decode(input.bytes.subarray(frame.lineStart, frame.lineEnd));
+        // SMTPUTF8 addresses arrive raw (RFC 6531); malformed UTF-8 then fails the grammar.
+        const line = decodeLine(input.bytes.subarray(frame.lineStart, frame.lineEnd));
         if (s.mode === "sasl") {
           if (s.config.transcript) s.emit({ type: "transcript", line: "***" });
           saslStep(s, s.sasl!.respond(line));

@@ -262,6 +262,31 @@ Deno.test("e2e auth: cancel, bad base64, unknown mechanism, wrong order, AUTH tw
   assert.equal(msgs[0]!.meta.protocol, "ESMTPA");
 });
 
+Deno.test("e2e auth: responses up to 12288 octets (RFC 4954 §4), longer ones 500 5.5.6", async () => {
+  const password = "p".repeat(4003);
+  await using server = await authServer({ bob: password });
+  await using c = await SmtpConn.connect(server.port);
+  await greetAndEhlo(c);
+  const long = b64(`\0bob\0${password}`);
+  assert.equal(long.length, 5344);
+  // Long lines are not echoed into assertion messages: only the reply is.
+  const reply = async (line: string) => (await c.command(line)).raw;
+  assert.match(await reply("AUTH PLAIN"), /^334/);
+  assert.match(await reply(long), /^235 2\.7\.0 /);
+  await using d = await SmtpConn.connect(server.port);
+  await greetAndEhlo(d);
+  assert.match((await d.command(`AUTH PLAIN ${long}`)).raw, /^235 2\.7\.0 /);
+  // Over 12288 octets the exchange fails, and the rest of the line is never a command.
+  await using e = await SmtpConn.connect(server.port);
+  await greetAndEhlo(e);
+  assert.match((await e.command("AUTH PLAIN")).raw, /^334/);
+  const tooLong = /^500 5\.5\.6 Authentication exchange line is too long\r\n$/;
+  assert.match((await e.command("QUIT".repeat(3100))).raw, tooLong);
+  assert.match((await e.command(`AUTH PLAIN ${"QUIT".repeat(3100)}`)).raw, tooLong);
+  assert.match((await e.command(`NOOP ${"x".repeat(5000)}`)).raw, /^500 5\.5\.2 /);
+  assert.match((await e.command("NOOP")).raw, /^250 /);
+});
+
 Deno.test("e2e auth: without --auth-file any credentials get 235 2.7.0", async () => {
   await using server = await authServer(null);
   const sessions: [string, (c: SmtpConn) => Promise<void>, string][] = [

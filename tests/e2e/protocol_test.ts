@@ -5,10 +5,22 @@
  */
 
 import assert from "node:assert/strict";
-import { assertStored, ehloed, sha256Hex } from "../helpers/launcher.ts";
-import { queuedId, stuff, transaction } from "../helpers/raw_client.ts";
+import { assertStored, ehloed, greeted, sha256Hex } from "../helpers/launcher.ts";
+import { queuedId, stuff, transaction, visible } from "../helpers/raw_client.ts";
 
 const enc = new TextEncoder();
+
+/** Strings (UTF-8) and raw byte lists, joined. */
+function concatParts(parts: (string | number[])[]): Uint8Array {
+  const chunks = parts.map((p) => typeof p === "string" ? enc.encode(p) : Uint8Array.from(p));
+  const out = new Uint8Array(chunks.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of chunks) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
 
 Deno.test("e2e: a message is stored with its bytes and every .json field", async () => {
   await using s = await ehloed();
@@ -253,6 +265,21 @@ Deno.test("e2e: DATA after BDAT or after BODY=BINARYMIME gets 503 5.5.1", async 
   assert.deepEqual(await s.server.messages(), []);
 });
 
+Deno.test("e2e: a command line split across reads arrives whole", async () => {
+  await using s = await ehloed();
+  const c = s.client;
+  // Two reads into the plain listener's reused read buffer (NativeSocket).
+  await c.send("MAIL FROM:<split@exa");
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  await c.send("mple.com>\r\n");
+  assert.match((await c.readReply()).raw, /^250 2\.1\.0/);
+  assert.equal((await c.command("RCPT TO:<b@example.com>")).code, 250);
+  assert.equal((await c.command("DATA")).code, 354);
+  queuedId(await c.command(stuff("Subject: split\r\n\r\nx\r\n").slice(0, -2)));
+  const [msg] = await s.server.messages();
+  assert.equal(msg?.meta.mailFrom, "split@example.com");
+});
+
 Deno.test("e2e: an overlong command line gets 500 5.5.2 and the session goes on", async () => {
   await using s = await ehloed();
   const c = s.client;
@@ -267,20 +294,69 @@ Deno.test("e2e: an overlong command line gets 500 5.5.2 and the session goes on"
   queuedId(reply);
 });
 
-Deno.test("e2e: 20 failed commands end the session with 421 4.7.0", async () => {
+Deno.test("e2e: the 20th failed command gets its own reply, then 421 4.7.0 and close", async () => {
   await using s = await ehloed();
   const c = s.client;
-  const seen: string[] = [];
-  for (let i = 1; i < 20; i++) {
+  for (let i = 1; i <= 20; i++) {
     const r = await c.command(`BOGUS${i}`);
-    seen.push(r.raw);
-    assert.match(r.raw, /^500 5\.5\.2/, seen.join(""));
+    assert.match(r.raw, /^500 5\.5\.2/, c.transcript);
   }
-  await c.send("BOGUS20\r\n");
-  let last = await c.readReply();
-  if (last.code === 500) last = await c.readReply(); // the 20th may be answered before the 421
-  assert.match(last.raw, /^421 4\.7\.0/, c.transcript);
+  // Postfix smtpd_hard_error_limit: no 21st command is needed to get the 421.
+  assert.match((await c.readReply()).raw, /^421 4\.7\.0/, c.transcript);
   await c.expectClosed();
+});
+
+Deno.test("e2e: replies echo client text as ASCII, in lines of at most 512 octets", async () => {
+  await using s = await greeted(["--trust-proxy", "127.0.0.0/8", "--hostname", "mx.test"]);
+  const c = s.client;
+  // RFC 5321 §4.2 textstring: HT and printable ASCII only.
+  const textLines = (raw: string) => raw.split("\r\n").slice(0, -1);
+  const isText = (line: string) => /^\d{3}[ -][\t\x20-\x7e]*$/.test(line);
+  await c.send(enc.encode("EHLO a\x00b"));
+  await c.send(Uint8Array.of(0xc3, 0xa9, 0xff, 0x0d, 0x0a));
+  const ehlo = await c.readReply();
+  assert.equal(textLines(ehlo.raw)[0], "250-mx.test Hello a?b??");
+  const long = await c.command(`EHLO ${"h".repeat(4000)}`);
+  for (const line of textLines(long.raw)) assert.ok(line.length + 2 <= 512, line.slice(0, 40));
+  assert.equal(textLines(long.raw)[0]!.length + 2, 512);
+  for (const line of ["XCLIENT", "XFORWARD", "RCPT TO:<\u00e9\x01@x>", "VRFY \u00e9\x7f"]) {
+    const r = await c.command(line);
+    assert.ok(textLines(r.raw).every(isText), visible(r.raw));
+  }
+});
+
+Deno.test("e2e: addresses of malformed UTF-8 get 501 5.5.4 and are never stored", async () => {
+  await using s = await ehloed();
+  const c = s.client;
+  const raw = async (...parts: (string | number[])[]) => {
+    await c.send(concatParts(parts));
+    return (await c.readReply()).raw;
+  };
+  assert.match(
+    await raw("MAIL FROM:<", [0xff, 0xfe], "@b.test> SMTPUTF8\r\n"),
+    /^501 5\.5\.4 Bad sender address syntax/,
+  );
+  assert.equal((await c.command("MAIL FROM:<a@b.test> SMTPUTF8")).code, 250);
+  assert.match(
+    await raw("RCPT TO:<x", [0xc0, 0xaf], "@y.test>\r\n"),
+    /^501 5\.5\.4 Bad recipient address syntax/,
+  );
+  assert.match(await raw("RCPT TO:<\u00fc@y.test>\r\n"), /^250 2\.1\.5/);
+  assert.equal((await c.command("DATA")).code, 354);
+  queuedId(await c.command(stuff("Subject: utf8\r\n\r\nx\r\n").slice(0, -2)));
+  const [msg] = await s.server.messages();
+  assert.deepEqual(msg?.meta.rcptTo, ["\u00fc@y.test"]);
+});
+
+Deno.test("e2e: HELP lists STARTTLS only where it is offered", async () => {
+  {
+    await using s = await ehloed();
+    const help = (await s.client.command("HELP")).raw;
+    assert.match(help, /^214 2\.0\.0 Commands: .* AUTH\r\n$/);
+    assert.doesNotMatch(help, /STARTTLS/, "no TLS configured");
+  }
+  await using tls = await ehloed(["--tls-self-signed", "--hostname", "localhost"]);
+  assert.match((await tls.client.command("HELP")).raw, / STARTTLS AUTH\r\n$/);
 });
 
 Deno.test("e2e: every reply but greeting, EHLO and 354 has an enhanced code", async () => {

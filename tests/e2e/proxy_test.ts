@@ -61,12 +61,21 @@ Deno.test("e2e accept-rcpt: only matching recipients are accepted; VRFY 250/550"
   assert.equal((await readSpool(server.spool)).length, 1);
 });
 
+Deno.test("e2e accept-rcpt: VRFY of a bare user name is judged by the allow-list", async () => {
+  await using server = await startServer(["--accept-rcpt", "^Ok$"]);
+  const { c } = await ehlo(server);
+  await using _ = c;
+  assert.match((await c.command("VRFY Ok")).raw, /^250 2\.1\.5 <Ok>/);
+  assert.match((await c.command("VRFY Bob")).raw, /^550 5\.1\.1 <Bob>/);
+});
+
 Deno.test("e2e accept-rcpt: without the flag VRFY answers 252 2.5.0 and any recipient is accepted", async () => {
   await using server = await startServer();
   const { c } = await ehlo(server);
   await using _ = c;
   assert.match((await c.command("VRFY a@example.com")).raw, /^252 2\.5\.0 /);
   assert.match((await c.command("VRFY b@example.com")).raw, /^252 2\.5\.0 /);
+  assert.match((await c.command("VRFY Ok")).raw, /^252 2\.5\.0 /);
   const message = "Subject: anyone\r\n\r\nx\r\n";
   queuedId(await transaction(c, "s@example.org", ["b@example.com"], stuff(message)));
   const [msg] = await readSpool(server.spool);
@@ -98,6 +107,36 @@ Deno.test("e2e proxy: a trusted client sees XCLIENT/XFORWARD; XCLIENT restarts w
   assert.equal(msg.meta.server.port, server.port);
   assert.equal(msg.meta.xforward, undefined);
   await server.waitForStderr(/xclient/);
+});
+
+Deno.test("e2e proxy: XCLIENT LOGIN and PROTO make the session ESMTPA, authenticated as XCLIENT", async () => {
+  await using server = await startServer(["--trust-proxy", "127.0.0.0/8", "--require-auth"]);
+  const c = await RawClient.connect(server.port);
+  await using _ = c;
+  assert.equal((await c.readReply()).code, 220);
+  assert.match(
+    (await c.command("XCLIENT LOGIN=joe PROTO=ESMTP HELO=relay.example.org")).raw,
+    /^220 /,
+  );
+  // --require-auth lets MAIL through; AUTH is refused as AUTH twice is.
+  assert.match((await c.command("AUTH PLAIN AGpvZQBwdw==")).raw, /^503 5\.5\.1 /);
+  const message = "Subject: xclient login\r\n\r\nx\r\n";
+  queuedId(await transaction(c, "a@example.com", ["b@example.com"], stuff(message)));
+  const [msg] = await readSpool(server.spool);
+  assert.ok(msg);
+  await assertStored(msg, message);
+  assert.deepEqual(msg.meta.auth, { mechanism: "XCLIENT", username: "joe" });
+  assert.equal(msg.meta.protocol, "ESMTPA");
+  assert.equal(msg.meta.helo, "relay.example.org");
+  // Values Postfix would refuse, then LOGIN=[UNAVAILABLE] clears the login.
+  for (const bad of ["ADDR=300.1.1.1", "ADDR=IPV6:nope", "PORT=65536", "PROTO=HTTP"]) {
+    assert.match((await c.command(`XCLIENT ${bad}`)).raw, /^501 5\.5\.4 /, bad);
+  }
+  for (const bad of ["ADDR=300.1.1.1", "ADDR=IPV6:nope", "PORT=x", `PROTO=${"P".repeat(65)}`]) {
+    assert.match((await c.command(`XFORWARD ${bad}`)).raw, /^501 5\.5\.4 /, bad);
+  }
+  assert.match((await c.command("XCLIENT LOGIN=[UNAVAILABLE] PROTO=SMTP")).raw, /^220 /);
+  assert.match((await c.command("MAIL FROM:<a@example.com>")).raw, /^530 5\.7\.0 /);
 });
 
 Deno.test("e2e proxy: XFORWARD attributes are stored xtext-decoded, for one transaction", async () => {

@@ -158,7 +158,7 @@ Deno.test("parseAttributes decodes xtext and drops [UNAVAILABLE]", () => {
   );
   strictEqual(
     refusal(parseAttributes("XCLIENT", "", ["NAME"])),
-    "501 5.5.4 Syntax: XCLIENT NAME=…",
+    "501 5.5.4 Syntax: XCLIENT NAME=...",
   );
   strictEqual(
     refusal(parseAttributes("XFORWARD", "FOO=1", ["NAME"])),
@@ -168,4 +168,60 @@ Deno.test("parseAttributes decodes xtext and drops [UNAVAILABLE]", () => {
     refusal(parseAttributes("XFORWARD", "NAME", ["NAME"])),
     "501 5.5.4 Bad XFORWARD attribute: NAME",
   );
+  strictEqual(
+    refusal(parseAttributes("XCLIENT", "LOGIN=", ["LOGIN"])),
+    "501 5.5.4 Bad XCLIENT attribute: LOGIN=",
+  );
+});
+
+Deno.test("parseAttributes checks ADDR, PORT and PROTO as Postfix does", () => {
+  const names = ["ADDR", "PORT", "PROTO", "NAME"];
+  for (const verb of ["XCLIENT", "XFORWARD"] as const) {
+    for (
+      const ok of [
+        "ADDR=192.0.2.1",
+        "ADDR=IPV6:2001:db8::1",
+        "ADDR=ipv6:::ffff:192.0.2.1",
+        "ADDR=2001:db8::1",
+        "PORT=0",
+        "PORT=65535",
+        "PROTO=SMTP",
+        "PROTO=esmtp",
+        "ADDR=[UNAVAILABLE] PORT=[tempunavail] PROTO=[Unavailable]",
+        "NAME=anything.at.all",
+      ]
+    ) {
+      strictEqual(refusal(parseAttributes(verb, ok, names)), "accepted", `${verb} ${ok}`);
+    }
+    for (
+      const bad of [
+        "ADDR=256.0.0.1",
+        "ADDR=192.0.2",
+        "ADDR=IPV6:192.0.2.1",
+        "ADDR=IPV6:2001:db8::g",
+        "ADDR=host.example",
+        "ADDR=[192.0.2.1]",
+        "PORT=65536",
+        "PORT=-1",
+        "PORT=http",
+        "PORT=123456",
+        `PROTO=${"P".repeat(65)}`,
+      ]
+    ) {
+      strictEqual(
+        refusal(parseAttributes(verb, `NAME=x ${bad}`, names)),
+        `501 5.5.4 Bad ${verb} attribute value: ${bad}`,
+      );
+    }
+  }
+  // XCLIENT_README: SMTP or ESMTP; XFORWARD_README: any protocol name up to 64 characters.
+  strictEqual(
+    refusal(parseAttributes("XCLIENT", "PROTO=ESMTPA", names)),
+    "501 5.5.4 Bad XCLIENT attribute value: PROTO=ESMTPA",
+  );
+  strictEqual(
+    refusal(parseAttributes("XCLIENT", "PROTO=QMQP", names)),
+    "501 5.5.4 Bad XCLIENT attribute value: PROTO=QMQP",
+  );
+  deepStrictEqual(parseAttributes("XFORWARD", "PROTO=QMQP", names), { PROTO: "QMQP" });
 });

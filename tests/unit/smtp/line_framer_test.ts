@@ -1,13 +1,14 @@
 import { deepStrictEqual, strictEqual } from "node:assert/strict";
 import { type Frame, LineFramer } from "../../../lib/smtp/line_framer.ts";
-import { MAX_COMMAND_LINE_OCTETS } from "../../../lib/smtp/limits.ts";
+import { MAX_AUTH_LINE_OCTETS, MAX_COMMAND_LINE_OCTETS } from "../../../lib/smtp/limits.ts";
 import { bytes, chunk, concat } from "../../helpers/feed.ts";
 
 const DECODER = new TextDecoder();
 
 /** Feeds `input` in pieces the way the session does; returns lines and "too-long" marks. */
-function frames(input: Uint8Array, sizes: number[] = [], limit?: number): string[] {
-  const framer = new LineFramer(limit);
+function frames(input: Uint8Array, sizes: number[] = [], sasl = false): string[] {
+  const framer = new LineFramer();
+  framer.sasl = sasl;
   const out: string[] = [];
   let buf: Uint8Array = new Uint8Array(0);
   for (const piece of chunk(input, sizes)) {
@@ -20,7 +21,7 @@ function frames(input: Uint8Array, sizes: number[] = [], limit?: number): string
       if (frame.type === "line") {
         out.push(DECODER.decode(buf.subarray(frame.lineStart, frame.lineEnd)));
       }
-      if (frame.type === "too-long") out.push("<too long>");
+      if (frame.type === "too-long") out.push(frame.auth ? "<auth too long>" : "<too long>");
     }
     buf = buf.slice(pos);
   }
@@ -81,5 +82,41 @@ Deno.test("LineFramer resumes its LF search where it stopped", () => {
     lineStart: 0,
     lineEnd: 6,
     consumed: 8,
+  });
+});
+
+Deno.test("LineFramer gives AUTH lines and SASL responses the RFC 4954 limit", () => {
+  const response = "A".repeat(MAX_AUTH_LINE_OCTETS);
+  const auth = `auth PLAIN ${"B".repeat(MAX_AUTH_LINE_OCTETS - 11)}`;
+  const plain = `NOOP ${"C".repeat(MAX_COMMAND_LINE_OCTETS)}`;
+  for (const sizes of [[], [1000], [MAX_COMMAND_LINE_OCTETS + 2, 1]]) {
+    deepStrictEqual(frames(bytes(`${auth}\r\n${plain}\r\nNOOP\r\n`), sizes), [
+      auth,
+      "<too long>",
+      "NOOP",
+    ], `${sizes}`);
+    deepStrictEqual(frames(bytes(`${response}\r\n`), sizes, true), [response], `${sizes}`);
+    deepStrictEqual(
+      frames(bytes(`${auth}X\r\nNOOP\r\n${response}X${response}\nNOOP\n`), sizes),
+      ["<auth too long>", "NOOP", "<too long>", "NOOP"],
+      `${sizes}`,
+    );
+    deepStrictEqual(frames(bytes(`${response}X\r\nNOOP\r\n`), sizes, true), [
+      "<auth too long>",
+      "NOOP",
+    ]);
+  }
+  // "AUTHX …" and "AUTH" without a space are not AUTH commands.
+  deepStrictEqual(frames(bytes(`AUTHX ${"D".repeat(MAX_COMMAND_LINE_OCTETS)}\n`)), ["<too long>"]);
+});
+
+Deno.test("LineFramer holds at most the AUTH limit of an unfinished AUTH line", () => {
+  const framer = new LineFramer(10, 20);
+  const junk = bytes(`AUTH ${"z".repeat(45)}`);
+  deepStrictEqual(framer.frame(junk, 0, 21), { type: "need-data", consumed: 0 });
+  deepStrictEqual(framer.frame(junk, 0, junk.length), {
+    type: "too-long",
+    consumed: 50,
+    auth: true,
   });
 });

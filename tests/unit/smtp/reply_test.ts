@@ -1,4 +1,4 @@
-import { strictEqual } from "node:assert/strict";
+import { deepStrictEqual, strictEqual } from "node:assert/strict";
 import {
   ehloReply,
   formatReply,
@@ -28,6 +28,23 @@ Deno.test("formatReply cannot be made to forge reply lines", () => {
     text({ code: 550, enhanced: "5.1.1", lines: ["a\r\n250 b\rc"] }),
     "550 5.1.1 a  250 b c\r\n",
   );
+});
+
+Deno.test("formatReply sends ASCII textstring only: NUL, controls and non-ASCII become ?", () => {
+  strictEqual(
+    text({ code: 250, enhanced: "", lines: ["a\x00b\tc\x7fd\u00e9e\u{1F600}f\uDCFFg"] }),
+    "250 a?b\tc?d?e?f?g\r\n",
+  );
+});
+
+Deno.test("formatReply cuts every line to 512 octets, code and CRLF included", () => {
+  const long = "h".repeat(4000);
+  const bytes = formatReply({ code: 250, enhanced: "2.0.0", lines: [long, "ok", long] });
+  const lines = DECODER.decode(bytes).split("\r\n").slice(0, -1);
+  deepStrictEqual(lines.map((l) => l.length + 2), [512, 14, 512]);
+  strictEqual(lines[0], `250-2.0.0 ${"h".repeat(500)}`);
+  strictEqual(lines[2]!.startsWith("250 2.0.0 hhh"), true);
+  strictEqual(text(ehloReply(testConfig(), long, { tls: false })).indexOf("\r\n"), 510);
 });
 
 Deno.test("formatReply caches the bytes of frozen replies only", () => {

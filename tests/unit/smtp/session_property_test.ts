@@ -7,7 +7,8 @@ import { bytes, chunk, concat, run, testConfig } from "../../helpers/feed.ts";
 import { chunkSizes, edgyBytes, smtpInput } from "../../helpers/arbitraries.ts";
 
 const DECODER = new TextDecoder();
-const REPLY_LINE_REGEXP = /^\d{3}[ -]/;
+// RFC 5321 §4.2 reply-line: code, SP or "-", textstring (HT and printable ASCII only).
+const REPLY_LINE_REGEXP = /^\d{3}[ -][\t\x20-\x7e]*$/;
 const REJECT: Decision = { code: 554, enhanced: "5.7.1", lines: ["Rejected"] };
 
 const configArb: fc.Arbitrary<SessionConfig> = fc.record({
@@ -65,6 +66,8 @@ function drive(config: SessionConfig, chunks: Uint8Array[], rejectBits: number):
         ok(text.endsWith("\r\n"), "reply ends with CRLF");
         for (const line of text.slice(0, -2).split("\r\n")) {
           ok(REPLY_LINE_REGEXP.test(line), `reply line ${JSON.stringify(line)}`);
+          // RFC 5321 §4.5.3.1.5: 512 octets with CRLF (ASCII, so characters are octets).
+          ok(line.length + 2 <= 512, `reply line of ${line.length + 2} octets`);
         }
         continue;
       }

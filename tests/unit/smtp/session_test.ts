@@ -2,7 +2,7 @@ import { deepStrictEqual, strictEqual, throws } from "node:assert/strict";
 import { Session } from "../../../lib/smtp/session.ts";
 import { ehloReply, formatReply, REPLY_CALLBACK_FAILED } from "../../../lib/smtp/reply.ts";
 import type { SessionConfig } from "../../../lib/smtp/events.ts";
-import { bytes, run, testConfig, tr } from "../../helpers/feed.ts";
+import { bytes, concat, run, testConfig, tr } from "../../helpers/feed.ts";
 
 const DECODER = new TextDecoder();
 /** The EHLO reply text for `config` before TLS. */
@@ -121,6 +121,49 @@ Deno.test("Session MAIL and RCPT refusals", () => {
   );
 });
 
+Deno.test("Session refuses addresses of malformed UTF-8 with the bad-address replies", () => {
+  const bad = (text: string, ...raw: number[]) =>
+    concat(
+      text.split("%").flatMap((part, i) =>
+        i === 0 ? [bytes(part)] : [Uint8Array.from(raw), bytes(part)]
+      ),
+    );
+  const input = concat([
+    bytes(HI),
+    bad("MAIL FROM:<%@b.test> SMTPUTF8\r\n", 0xff, 0xfe),
+    bad("MAIL FROM:<a%@b.test>\r\n", 0xc0, 0xaf),
+    bytes("MAIL FROM:<\u00fc@b.test>\r\nMAIL FROM:<a@b.test> SMTPUTF8\r\n"),
+    bad("RCPT TO:<x%@y.test>\r\n", 0xc0, 0xaf),
+    bad("RCPT TO:<x@y%.test>\r\n", 0xed, 0xa0, 0x80),
+    bad('RCPT TO:<"q%"@y.test>\r\n', 0x80),
+    bad("RCPT TO:<x@y.test> ORCPT=rfc822;x%@y.test\r\n", 0xf4, 0x90, 0x80, 0x80),
+    bytes("RCPT TO:<\u00fc\u{1F600}@y.test>\r\n"),
+  ]);
+  const out = tr(input, {
+    replies: [
+      ehlo(),
+      "501 5.5.4 Bad sender address syntax",
+      "501 5.5.4 Bad sender address syntax",
+      // Well-formed non-ASCII without SMTPUTF8 keeps its RFC 6531 reply.
+      "553 5.6.7 Must declare SMTPUTF8 to send unicode address",
+      "250 2.1.0 Ok",
+      "501 5.5.4 Bad recipient address syntax",
+      "501 5.5.4 Bad recipient address syntax",
+      "501 5.5.4 Bad recipient address syntax",
+      "501 5.5.4 Bad ORCPT parameter syntax",
+      "250 2.1.5 Ok",
+    ],
+  });
+  strictEqual(out.events.filter((e) => e.type === "rcpt").length, 1);
+  // HELO has no grammar to fail: its malformed bytes are recorded as U+FFFD, as before.
+  const helo = tr(bad("HELO a%b\r\n", 0xff), { replies: ["250 mx.test"] });
+  deepStrictEqual(helo.events.find((e) => e.type === "helo"), {
+    type: "helo",
+    verb: "HELO",
+    domain: "a\ufffdb",
+  });
+});
+
 Deno.test("Session --accept-rcpt: 550 without an event; VRFY answers accordingly", () => {
   const config = testConfig({ acceptRcpt: [/@ok\.test$/g] });
   const out = tr(
@@ -144,6 +187,39 @@ Deno.test("Session --accept-rcpt: 550 without an event; VRFY answers accordingly
   strictEqual(out.events.filter((e) => e.type === "rcpt").length, 2);
   tr("VRFY bob\r\n", {
     replies: ["252 2.5.0 Cannot VRFY user, but will accept message and attempt delivery"],
+  });
+});
+
+Deno.test("Session VRFY with --accept-rcpt judges a bare user name too (RFC 5321 §3.5.1)", () => {
+  const config = testConfig({ acceptRcpt: [/^Ok$/, /@ok\.test$/] });
+  tr("VRFY Ok\r\nVRFY bob\r\nVRFY <Ok>\r\nVRFY Bob Smith\r\nVRFY <@r.test:x@ok.test>\r\n", {
+    replies: [
+      "250 2.1.5 <Ok>",
+      "550 5.1.1 <bob>: Recipient address rejected",
+      "250 2.1.5 <Ok>",
+      "550 5.1.1 <Bob Smith>: Recipient address rejected",
+      "250 2.1.5 <x@ok.test>",
+    ],
+  }, { config });
+  tr("VRFY Ok\r\n", {
+    replies: ["252 2.5.0 Cannot VRFY user, but will accept message and attempt delivery"],
+  });
+});
+
+Deno.test("Session HELP lists STARTTLS and AUTH only where EHLO offers them", () => {
+  const help = (commands: string) =>
+    `214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP${commands}`;
+  tr("HELP\r\n", { replies: [help(" STARTTLS AUTH")] });
+  tr("HELP\r\n", { replies: [help("")] }, {
+    config: testConfig({ starttls: false, authMechanisms: [] }),
+  });
+  tr("HELP\r\n", { replies: [help(" AUTH")] }, {
+    config: testConfig({ starttls: false, tlsActive: true }),
+  });
+  // --require-tls: AUTH only under TLS.
+  tr("HELP\r\n", { replies: [help(" STARTTLS")] }, { config: testConfig({ requireTls: true }) });
+  tr("HELP\r\n", { replies: [help(" AUTH")] }, {
+    config: testConfig({ requireTls: true, tlsActive: true }),
   });
 });
 
@@ -188,6 +264,33 @@ Deno.test("Session RSET, NOOP, HELP, EXPN, unknown verbs, arguments to no-arg co
   });
 });
 
+Deno.test("Session: client text echoed in replies is ASCII and at most 512 octets a line", () => {
+  const config = testConfig({ trustedProxy: true, acceptRcpt: [/^ok@/] });
+  const raw = concat([bytes("EHLO a\x00b"), Uint8Array.of(0xff, 0xc3, 0xa9), bytes("\r\n")]);
+  tr(raw, { replies: [ehlo(config, "a?b??")] }, { config });
+  const h = "h".repeat(4000);
+  const out = tr(
+    `EHLO ${h}\r\nVRFY <${h}@x>\r\nMAIL FROM:<a@b> X${h}=1\r\nMAIL FROM:<a@b>\r\n` +
+      `RCPT TO:<${h}@x>\r\nRCPT TO:<\u00e9\x01@x>\r\nRSET\r\nXFORWARD PORT=${h}\r\n` +
+      `XCLIENT \u00e9${h}=1\r\n`,
+    {
+      replies: [
+        ehlo(config, h).split("\r\n").map((l, i) => i === 0 ? l.slice(0, 510) : l).join("\r\n"),
+        `550 5.1.1 <${h}`.slice(0, 510),
+        `555 5.5.4 Unsupported option: X${h.toUpperCase()}`.slice(0, 510),
+        "250 2.1.0 Ok",
+        `550 5.1.1 <${h}`.slice(0, 510),
+        "501 5.5.4 Bad recipient address syntax",
+        OK,
+        `501 5.5.4 Bad XFORWARD attribute value: PORT=${h}`.slice(0, 510),
+        `501 5.5.4 Bad XCLIENT attribute: ?${h}`.slice(0, 510),
+      ],
+    },
+    { config },
+  );
+  for (const r of out.replies) strictEqual(/^[\t\x20-\x7e\r\n]*$/.test(r), true, r);
+});
+
 Deno.test("Session QUIT replies 221 then closes; later bytes are ignored", () => {
   const out = tr("NOOP\r\nQUIT\r\nNOOP\r\n", { replies: [OK, "221 2.0.0 Bye"] });
   strictEqual(out.closed, true);
@@ -205,12 +308,23 @@ Deno.test("Session: an overlong line gets one 500 5.5.2, then a working command"
   });
 });
 
-Deno.test("Session: the 20th failed command gets 421 4.7.0 and close", () => {
-  const replies = Array.from({ length: 19 }, () => "500 5.5.2 Error: command not recognized");
+Deno.test("Session: the 20th failed command gets its own reply, then 421 4.7.0 and close", () => {
+  const unknown = "500 5.5.2 Error: command not recognized";
+  const bye = "421 4.7.0 mx.test Error: too many errors";
+  const replies = Array.from({ length: 20 }, () => unknown);
   replies.splice(5, 0, OK);
-  const input = "WIZ\r\n".repeat(5) + "NOOP\r\n" + "WIZ\r\n".repeat(20);
-  const out = tr(input, { replies: [...replies, "421 4.7.0 mx.test Error: too many errors"] });
+  // Exactly 20 failures: the 421 must not wait for a 21st command.
+  const out = tr("WIZ\r\n".repeat(5) + "NOOP\r\n" + "WIZ\r\n".repeat(15), {
+    replies: [...replies, bye],
+  });
   strictEqual(out.closed, true);
+  strictEqual(out.events.at(-1)!.type, "close");
+  // A refusal by a decision counts the same, and what follows it is never read.
+  const policy = { mail: () => ({ code: 550, enhanced: "5.7.1", lines: ["No"] }) };
+  const refused = tr(HI + "WIZ\r\n".repeat(19) + "MAIL FROM:<a@b>\r\nNOOP\r\n", {
+    replies: [ehlo(), ...Array.from({ length: 19 }, () => unknown), "550 5.7.1 No", bye],
+  }, { policy });
+  strictEqual(refused.closed, true);
 });
 
 Deno.test("Session: a 421 decision closes the session", () => {
@@ -229,6 +343,18 @@ Deno.test("Session transcript: every command line, AUTH secrets redacted", () =>
   deepStrictEqual(out.transcript, ["EHLO c.test", "AUTH PLAIN ***", "AUTH LOGIN", "NOOP"]);
   const login = run([bytes(HI + "AUTH LOGIN\r\nYm9i\r\ncHc=\r\nNOOP\r\n")], { config });
   deepStrictEqual(login.transcript, ["EHLO c.test", "AUTH LOGIN", "***", "***", "NOOP"]);
+});
+
+Deno.test("Session keeps no view of a chunk after need-data: the driver may reuse it", () => {
+  const session = new Session(testConfig());
+  const chunk = bytes("NOOP\r\nHELO c.te");
+  session.receive(chunk);
+  strictEqual(session.next().type, "reply");
+  strictEqual(session.next().type, "need-data");
+  // NativeSocket reads the next bytes into the same buffer.
+  chunk.fill(0x58);
+  session.receive(bytes("st\r\n"));
+  deepStrictEqual(session.next(), { type: "helo", verb: "HELO", domain: "c.test" });
 });
 
 Deno.test("Session: resuming at the wrong time throws; next() while paused says paused", () => {

@@ -169,6 +169,27 @@ Deno.test("Session AUTH refusals", () => {
   });
 });
 
+Deno.test("Session AUTH: lines up to 12288 octets (RFC 4954 §4), longer ones 500 5.5.6", () => {
+  // A 5344-octet response: over the 4096 of a command line.
+  const long = b64("\0bob\0" + "p".repeat(4003));
+  strictEqual(long.length, 5344);
+  const out = tr(HI + `AUTH PLAIN\r\n${long}\r\n`, { replies: [ehlo(), "334 ", AUTH_OK] });
+  strictEqual(out.events.find((e) => e.type === "auth")?.type, "auth");
+  tr(HI + `AUTH PLAIN ${long}\r\n`, { replies: [ehlo(), AUTH_OK] });
+  const tooLong = "500 5.5.6 Authentication exchange line is too long";
+  // The exchange is over: the rest of the line is skipped, the next line is a command.
+  tr(HI + `AUTH LOGIN\r\n${"QUIT".repeat(3073)}\r\nNOOP\r\n`, {
+    replies: [ehlo(), "334 VXNlcm5hbWU6", tooLong, "250 2.0.0 Ok"],
+  });
+  tr(HI + `AUTH PLAIN ${"QUIT".repeat(3072)}\r\nNOOP\r\n`, {
+    replies: [ehlo(), tooLong, "250 2.0.0 Ok"],
+  });
+  // Other commands keep the 4096-octet limit.
+  tr(HI + `NOOP ${"x".repeat(4092)}\r\n`, {
+    replies: [ehlo(), "500 5.5.2 Error: line too long"],
+  });
+});
+
 Deno.test("Session AUTH: a SASL response is never parsed as a command", () => {
   // "QUIT" is valid base64: here it is a user name and a password.
   const out = tr(HI + "AUTH LOGIN\r\nQUIT\r\nQUIT\r\n", {
@@ -212,7 +233,7 @@ Deno.test("Session XCLIENT restarts the session with a new greeting", () => {
   const envelope = out.messages[0]!.envelope;
   deepStrictEqual([envelope.helo, envelope.auth, envelope.esmtp, envelope.xclient], [
     "spike",
-    null,
+    { mechanism: "XCLIENT", username: "joe" },
     false,
     attributes,
   ]);
@@ -221,7 +242,7 @@ Deno.test("Session XCLIENT restarts the session with a new greeting", () => {
       "MAIL FROM:<a@b>\r\nXCLIENT NAME=x\r\n",
     {
       replies: [
-        "501 5.5.4 Syntax: XCLIENT NAME=… ADDR=… PORT=… PROTO=… HELO=… LOGIN=…",
+        "501 5.5.4 Syntax: XCLIENT NAME=... ADDR=... PORT=... PROTO=... HELO=... LOGIN=...",
         "501 5.5.4 Bad XCLIENT attribute: FOO=1",
         "501 5.5.4 Bad XCLIENT attribute: NAME=a+zz",
         ehlo(config),
@@ -231,6 +252,71 @@ Deno.test("Session XCLIENT restarts the session with a new greeting", () => {
     },
     { config },
   );
+});
+
+Deno.test("Session XCLIENT LOGIN authenticates the session; [UNAVAILABLE] clears it", () => {
+  const config = testConfig({ trustedProxy: true, requireAuth: true });
+  const tx = "MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n.\r\n";
+  const go = ["250 2.1.0 Ok", "250 2.1.5 Ok", "354 End data with <CR><LF>.<CR><LF>"];
+  const out = tr(
+    "XCLIENT LOGIN=joe+40x HELO=h.test\r\n" + tx +
+      `AUTH PLAIN ${b64("\0u\0p")}\r\nXCLIENT NAME=n.test\r\n` + tx +
+      "XCLIENT LOGIN=[UNAVAILABLE]\r\nMAIL FROM:<a@b>\r\n" +
+      `AUTH PLAIN ${b64("\0u\0p")}\r\nMAIL FROM:<a@b>\r\n`,
+    {
+      replies: [
+        "220 mx.test ESMTP smtpd",
+        ...go,
+        "250 2.0.0 Ok: queued as Q1",
+        // As for AUTH twice (RFC 4954 §4).
+        "503 5.5.1 Error: already authenticated",
+        // A later XCLIENT without LOGIN keeps the one in force, as Postfix keeps attributes.
+        "220 mx.test ESMTP smtpd",
+        ...go,
+        "250 2.0.0 Ok: queued as Q2",
+        "220 mx.test ESMTP smtpd",
+        "530 5.7.0 Authentication required",
+        AUTH_OK,
+        "250 2.1.0 Ok",
+      ],
+    },
+    { config },
+  );
+  const xclient = { mechanism: "XCLIENT", username: "joe@x" };
+  deepStrictEqual(out.messages.map((m) => m.envelope.auth), [xclient, xclient]);
+});
+
+Deno.test("Session XCLIENT PROTO sets the protocol base; bad values get 501 5.5.4", () => {
+  const config = testConfig({ trustedProxy: true });
+  const tx = "MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n.\r\n";
+  const go = ["250 2.1.0 Ok", "250 2.1.5 Ok", "354 End data with <CR><LF>.<CR><LF>"];
+  const out = tr(
+    "XCLIENT PROTO=esmtp HELO=h.test\r\n" + tx + "XCLIENT PROTO=SMTP\r\n" + tx +
+      "XCLIENT PROTO=ESMTP\r\nHELO again\r\n" + tx +
+      "XCLIENT PROTO=ESMTPA\r\nXCLIENT ADDR=192.0.2.300\r\nXCLIENT PORT=70000\r\n" +
+      "XFORWARD ADDR=nowhere\r\n",
+    {
+      replies: [
+        "220 mx.test ESMTP smtpd",
+        ...go,
+        "250 2.0.0 Ok: queued as Q1",
+        "220 mx.test ESMTP smtpd",
+        ...go,
+        "250 2.0.0 Ok: queued as Q2",
+        "220 mx.test ESMTP smtpd",
+        "250 mx.test",
+        ...go,
+        "250 2.0.0 Ok: queued as Q3",
+        "501 5.5.4 Bad XCLIENT attribute value: PROTO=ESMTPA",
+        "501 5.5.4 Bad XCLIENT attribute value: ADDR=192.0.2.300",
+        "501 5.5.4 Bad XCLIENT attribute value: PORT=70000",
+        "501 5.5.4 Bad XFORWARD attribute value: ADDR=nowhere",
+      ],
+    },
+    { config },
+  );
+  // A later HELO/EHLO sets the protocol as usual.
+  deepStrictEqual(out.messages.map((m) => m.envelope.esmtp), [true, false, false]);
 });
 
 Deno.test("Session XFORWARD accumulates into the envelope and clears after the transaction", () => {

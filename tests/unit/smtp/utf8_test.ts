@@ -1,0 +1,32 @@
+import { strictEqual } from "node:assert/strict";
+import { decodeLine } from "../../../lib/smtp/_utf8.ts";
+
+const esc = (b: number) => String.fromCharCode(0xdc00 + b);
+
+Deno.test("decodeLine decodes well-formed UTF-8 as is", () => {
+  const text = "MAIL FROM:<ü@exämple.com> 😀 \u{10FFFF}";
+  strictEqual(decodeLine(new TextEncoder().encode(text)), text);
+  // U+FFFD sent as such is a character like any other.
+  strictEqual(decodeLine(Uint8Array.of(0xef, 0xbf, 0xbd)), "\ufffd");
+});
+
+Deno.test("decodeLine marks every malformed byte as a lone surrogate (RFC 3629)", () => {
+  const cases: [number[], string][] = [
+    [[0x61, 0xff, 0xfe, 0x62], `a${esc(0xff)}${esc(0xfe)}b`],
+    // Overlong "/" (C0 AF) and overlong three-octet forms.
+    [[0xc0, 0xaf], `${esc(0xc0)}${esc(0xaf)}`],
+    [[0xe0, 0x80, 0xaf], `${esc(0xe0)}${esc(0x80)}${esc(0xaf)}`],
+    // A UTF-16 surrogate encoded (U+D800), and above U+10FFFF.
+    [[0xed, 0xa0, 0x80], `${esc(0xed)}${esc(0xa0)}${esc(0x80)}`],
+    [[0xf4, 0x90, 0x80, 0x80], `${esc(0xf4)}${esc(0x90)}${esc(0x80)}${esc(0x80)}`],
+    // A stray continuation byte, then a truncated sequence before a good one.
+    [[0x80, 0x41], `${esc(0x80)}A`],
+    [[0xe2, 0x82, 0xc3, 0xbc], `${esc(0xe2)}${esc(0x82)}ü`],
+    [[0xf0, 0x9f, 0x98], `${esc(0xf0)}${esc(0x9f)}${esc(0x98)}`],
+  ];
+  for (const [bytes, expected] of cases) {
+    const out = decodeLine(Uint8Array.from(bytes));
+    strictEqual(out, expected, bytes.map((b) => b.toString(16)).join(" "));
+    strictEqual(out.isWellFormed(), false);
+  }
+});
