@@ -29,6 +29,27 @@ export function parseDuration(text: string): number {
   return ms;
 }
 
+/**
+ * The longest delay a timer takes: `setTimeout` stores it in a signed 32-bit
+ * integer, and a longer one (~596 h) fires after 1 ms with a
+ * `TimeoutOverflowWarning` on stderr.
+ */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * A user's duration as a timer delay: clamped to {@linkcode MAX_TIMER_MS},
+ * since a longer limit means "practically never", not "at once".
+ *
+ * @example Usage
+ * ```ts
+ * import { timerDelay } from "./units.ts";
+ * timerDelay(1000 * 3_600_000); // 2147483647
+ * ```
+ */
+export function timerDelay(ms: number): number {
+  return Math.min(ms, MAX_TIMER_MS);
+}
+
 const SIZE_REGEXP = /^(\d+(?:\.\d+)?)\s*([KMG]i?B|B)?$/i;
 const SIZE_UNITS: Record<string, number> = {
   B: 1,

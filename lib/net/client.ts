@@ -8,6 +8,7 @@
 
 import { nodeConnect, nodeStartTls, NodeWire, type Wire } from "./_node_wire.ts";
 import { DotStuffer } from "./dot_stuffer.ts";
+import { timerDelay } from "../units.ts";
 
 export { DotStuffer };
 
@@ -226,7 +227,8 @@ function extensions(reply: Reply): Map<string, string[]> {
 export async function sendMail(options: SendOptions): Promise<SendResult> {
   if (options.to.length === 0) throw new SendError(0, "no recipients");
   if (options.tls && options.starttls) throw new SendError(0, "choose tls or starttls, not both");
-  const timeoutMs = options.timeoutMs ?? DEFAULT_SEND_TIMEOUT_MS;
+  // Timers overflow past 2^31-1 ms (and fire at once): a longer limit is "never".
+  const timeoutMs = timerDelay(options.timeoutMs ?? DEFAULT_SEND_TIMEOUT_MS);
   const label = `${
     options.host.includes(":") ? `[${options.host}]` : options.host
   }:${options.port}`;

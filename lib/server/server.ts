@@ -16,6 +16,7 @@ import { HANDSHAKE_TIMEOUT_MS, tlsInfo, upgradeServerSocket } from "../net/start
 import { formatReply, REPLY_TOO_MANY_CONNECTIONS } from "../smtp/reply.ts";
 import type { Reply, SessionConfig } from "../smtp/events.ts";
 import { SpoolError, SpoolWriter } from "../spool/writer.ts";
+import { timerDelay } from "../units.ts";
 import type { Meta } from "../spool/meta.ts";
 import { cidrContains } from "./cidr.ts";
 import type { ServerContext } from "./context.ts";
@@ -254,7 +255,10 @@ export class Server {
     const action = this.#setup.faults.match("connect", info.client.address);
     if (action?.type === "disconnect") return "disconnect";
     if (action?.type === "reply") return action.reply;
-    if (action?.type === "delay") await new Promise((r) => setTimeout(r, action.ms));
+    if (action?.type === "delay") {
+      // Clamped: a longer delay would overflow the timer and not delay at all.
+      await new Promise((r) => setTimeout(r, timerDelay(action.ms)));
+    }
     const onConnect = this.#options.onConnect;
     if (!onConnect) return null;
     try {

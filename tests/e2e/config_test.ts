@@ -164,3 +164,30 @@ Deno.test("e2e: a ready file that cannot be written exits 1 with one line, leavi
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("e2e: a --timeout or fault delay past 2^31-1 ms is clamped: it waits, and warns nothing", async (t) => {
+  // Past ~596 h a timer overflows: it fired after 1 ms, with a warning on stderr each time.
+  for (const extra of [[], ["--tls-self-signed"]]) {
+    await t.step(extra.length === 0 ? "native sockets" : "node:net sockets (TLS)", async () => {
+      await using s = await ehloed([
+        ...extra,
+        "--timeout",
+        "1000h",
+        "--fault",
+        "connect#2 delay 1000h",
+        "--fault",
+        "mail~^slow@ delay 1000h",
+      ]);
+      // Idle well past the 1 ms the overflowed timer would have waited.
+      await new Promise((r) => setTimeout(r, 1500));
+      assert.match((await s.client.command("NOOP")).raw, /^250 /, "still open after 1.5 s idle");
+      await s.client.send("MAIL FROM:<slow@example.com>\r\n");
+      await assert.rejects(s.client.readReply(1000), /no line within/);
+      await using late = await s.server.connect();
+      await assert.rejects(late.readReply(1000), /no line within/);
+      const stderr = s.server.stderr();
+      assert.doesNotMatch(stderr, /TimeoutOverflowWarning|does not fit/);
+      assert.doesNotMatch(stderr, /4\.4\.2|timed out/i);
+    });
+  }
+});
