@@ -483,6 +483,22 @@ Deno.test("sendMail times out on a server that never greets", async () => {
   });
 });
 
+Deno.test("sendMail clamps a time-out past 2^31-1 ms instead of timing out at once", async () => {
+  // An overflowed timer fires after 1 ms: the greeting wait would have failed at once.
+  await withFake({ mute: true }, async (fake) => {
+    let settled = false;
+    const sending = sendMail(base(fake, { timeoutMs: 1000 * 3_600_000 }))
+      .catch((e) => e)
+      .finally(() => (settled = true));
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(settled, false, "still waiting for the greeting");
+    await fake.close();
+    const error = await sending;
+    assert.ok(error instanceof SendError);
+    assert.doesNotMatch(error.message, /timed out/);
+  });
+});
+
 Deno.test("sendMail reports a server that hangs up mid-session", async () => {
   const reply = (verb: string) => verb === "MAIL" ? "421 4.3.2 Shutting down" : undefined;
   await withFake({ reply }, async (fake) => {
