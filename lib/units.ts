@@ -10,16 +10,19 @@ const DURATION_REGEXP = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/;
 const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
 /**
- * Parses a duration into milliseconds.
+ * Parses a duration into milliseconds. A bare `0` needs no unit: it is 0 in
+ * every unit (`wait --timeout 0` looks once).
  *
  * @example Usage
  * ```ts
  * import { parseDuration } from "./units.ts";
  * parseDuration("250ms"); // 250
  * parseDuration("5m"); // 300000
+ * parseDuration("0"); // 0
  * ```
  */
 export function parseDuration(text: string): number {
+  if (text.trim() === "0") return 0;
   const match = DURATION_REGEXP.exec(text.trim());
   if (!match) {
     throw new SyntaxError(`Cannot parse "${text}": expected a duration like 250ms, 30s, 5m or 1h`);

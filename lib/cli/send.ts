@@ -33,6 +33,13 @@ function address(value: string): string {
   return match ? match[1]! : value.trim();
 }
 
+/** A zero limit could never even connect. */
+function positiveDuration(text: string): number {
+  const ms = parseDuration(text);
+  if (ms < 1) throw new RangeError(`Cannot use "${text}": expected a duration above 0`);
+  return ms;
+}
+
 function filled(label: string, value: string): string {
   if (value === "") throw new UsageError(`Cannot use "": expected a value`, label);
   return value;
@@ -72,7 +79,7 @@ export function parseSendFlags(values: Values, positionals: string[]): SendFlags
     caFiles: ((values["ca"] ?? []) as string[]).map((f) => filled("--ca", f)),
     from: address(from),
     to,
-    timeoutMs: checked("--timeout", () => parseDuration(text("timeout") ?? "60s")),
+    timeoutMs: checked("--timeout", () => positiveDuration(text("timeout") ?? "60s")),
   };
   const auth = text("auth");
   if (auth !== undefined) {

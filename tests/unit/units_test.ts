@@ -14,6 +14,15 @@ Deno.test("parseDuration reads ms, s, m and h", () => {
   assert.equal(parseDuration(" 1h "), 3_600_000);
 });
 
+Deno.test("parseDuration accepts a bare 0 (0 in any unit), no other bare number", () => {
+  assert.equal(parseDuration("0"), 0);
+  assert.equal(parseDuration(" 0 "), 0);
+  assert.equal(parseDuration("0s"), 0);
+  for (const bad of ["5", "0.5", "-0", "", "0x"]) {
+    assert.throws(() => parseDuration(bad), SyntaxError, bad);
+  }
+});
+
 Deno.test("timerDelay clamps a duration past setTimeout's 32-bit range", () => {
   assert.equal(MAX_TIMER_MS, 2_147_483_647);
   assert.equal(timerDelay(parseDuration("1000h")), MAX_TIMER_MS);

@@ -211,6 +211,8 @@ Deno.test("parseCommandLine names the flag and the problem in each usage error",
       '--timeout: Cannot parse "5 minutes": expected a duration like 250ms, 30s, 5m or 1h',
     ],
     [["--timeout", "0s"], '--timeout: Cannot use "0s": expected a duration above 0'],
+    // A bare 0 parses as a duration, but an idle limit of nothing is no limit a server can keep.
+    [["--timeout", "0"], '--timeout: Cannot use "0": expected a duration above 0'],
     [
       ["--listen", "localhost"],
       '--listen: Cannot parse "localhost": expected HOST:PORT, e.g. 127.0.0.1:1025 or [::1]:1025',
@@ -348,10 +350,14 @@ Deno.test("parseCommandLine parses wait filters, count and timeout", () => {
       timeoutText: "1500ms",
     },
   );
-  assert.equal(
-    (parseCommandLine(["wait", "--timeout", "0s"], {}) as { timeoutMs: number }).timeoutMs,
-    0,
-  );
+  for (const zero of ["0s", "0"]) {
+    // `smtpd help wait`: 0 looks once.
+    assert.equal(
+      (parseCommandLine(["wait", "--timeout", zero], {}) as { timeoutMs: number }).timeoutMs,
+      0,
+      zero,
+    );
+  }
   assert.equal(
     usage(["wait", "--count", "0"]),
     '--count: Cannot parse "0": expected a positive whole number',
@@ -368,6 +374,11 @@ Deno.test("parseCommandLine parses purge with and without --older-than", () => {
     olderThanMs: 3_600_000,
   });
   assert.match(usage(["purge", "--older-than", "old"]), /^--older-than: Cannot parse "old"/);
+  assert.deepEqual(parseCommandLine(["purge", "--older-than", "0"], {}), {
+    command: "purge",
+    spool: "./spool",
+    olderThanMs: 0,
+  });
 });
 
 Deno.test("parseCommandLine parses send with every flag", () => {
@@ -466,6 +477,13 @@ Deno.test("parseCommandLine refuses an incomplete or contradictory send", () => 
     /^--server: Cannot parse/,
   );
   assert.equal(usage(["send", ...ok, "a.eml", "b.eml"]), 'unexpected argument "b.eml"');
+  for (const zero of ["0", "0s"]) {
+    // A zero limit could never connect.
+    assert.equal(
+      usage(["send", ...ok, "--timeout", zero]),
+      `--timeout: Cannot use "${zero}": expected a duration above 0`,
+    );
+  }
 });
 
 Deno.test("envName upper-cases and replaces dashes", () => {

@@ -206,6 +206,9 @@ Deno.test("run wait exits 1 with a one-line reason on time-out", async () => {
       1,
     );
     assert.equal(none.err, "smtpd: wait: timed out after 0s: 0 of 1 messages matched\n");
+    const bare = capture();
+    assert.equal(await run(["wait", "--spool", dir, "--count", "2", "--timeout", "0"], {}, bare), 0);
+    assert.equal(bare.out, `${ID_1}\n${ID_2}\n`, "0 looks once");
   });
 });
 
