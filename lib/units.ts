@@ -92,6 +92,12 @@ export interface HostPort {
 }
 
 /**
+ * A host outside brackets: a name or an IPv4 address. Letters (also non-ASCII
+ * ones), digits, `.`, `_` and `-`; so `*`, `/` and spaces can never be a host.
+ */
+const HOST_REGEXP = /^[\p{L}\p{N}._-]+$/u;
+
+/**
  * Parses `HOST:PORT` (`127.0.0.1:1025`, `[::1]:0`, `localhost:2525`).
  *
  * @example Usage
@@ -109,5 +115,10 @@ export function parseHostPort(text: string): HostPort {
   }
   const port = Number(match[3]);
   if (port > 65535) throw new RangeError(`Cannot use "${text}": port must be 0 to 65535`);
+  if (match[2] !== undefined && !HOST_REGEXP.test(match[2])) {
+    throw new SyntaxError(
+      `Cannot use "${text}": "${match[2]}" is not a host name or address`,
+    );
+  }
   return { host: match[1] ?? match[2]!, port };
 }

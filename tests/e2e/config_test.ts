@@ -191,3 +191,21 @@ Deno.test("e2e: a --timeout or fault delay past 2^31-1 ms is clamped: it waits, 
     });
   }
 });
+
+Deno.test("e2e: --listen with an impossible host is a usage error; an unknown name a run-time one", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "smtpd-e2e-" });
+  try {
+    const spool = ["--spool", `${dir}/spool`];
+    for (const bad of ["*:41160", "a/b:41160", ":41160", "a b:41160"]) {
+      const r = await runCli(["--listen", bad, ...spool]);
+      assert.equal(r.code, 2, `${bad}: ${r.stderr}`);
+      assertOneLine(r.stderr, /^smtpd: --listen: /);
+    }
+    // It might exist somewhere: only the resolver can tell (RFC 6761 keeps .invalid unresolvable).
+    const unknown = await runCli(["--listen", "no-such-host.invalid:0", ...spool]);
+    assert.equal(unknown.code, 1, unknown.stderr);
+    assertOneLine(unknown.stderr, /cannot listen on no-such-host\.invalid:0/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

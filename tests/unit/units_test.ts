@@ -47,3 +47,13 @@ Deno.test("parseHostPort reads names, IPv4 and bracketed IPv6", () => {
     port: 25,
   });
 });
+
+Deno.test("parseHostPort refuses a host no name or address can be", () => {
+  for (const bad of ["*:41160", ":25", "a b:25", "a/b:25", "host/24:25", "a*b:25", " :25"]) {
+    assert.throws(() => parseHostPort(bad), SyntaxError, bad);
+  }
+  assert.throws(
+    () => parseHostPort("*:41160"),
+    { message: 'Cannot use "*:41160": "*" is not a host name or address' },
+  );
+});

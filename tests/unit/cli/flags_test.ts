@@ -218,6 +218,14 @@ Deno.test("parseCommandLine names the flag and the problem in each usage error",
       '--listen: Cannot parse "localhost": expected HOST:PORT, e.g. 127.0.0.1:1025 or [::1]:1025',
     ],
     [
+      ["--listen", "*:41160"],
+      '--listen: Cannot use "*:41160": "*" is not a host name or address',
+    ],
+    [
+      ["--listen-tls", "a/b:465", "--tls-self-signed"],
+      '--listen-tls: Cannot use "a/b:465": "a/b" is not a host name or address',
+    ],
+    [
       ["--listen", "127.0.0.1:70000"],
       '--listen: Cannot use "127.0.0.1:70000": port must be 0 to 65535',
     ],
