@@ -364,7 +364,8 @@ export function parseCommandLine(
   let args = argv;
   const first = argv[0];
   if (first === "help") {
-    const topic = argv[1] ?? "serve";
+    // `smtpd help help` asks how help works: the general help says it.
+    const topic = argv[1] === undefined || argv[1] === "help" ? "serve" : argv[1];
     if (!(COMMANDS as readonly string[]).includes(topic)) {
       throw new UsageError(`unknown command "${topic}" (commands: ${COMMANDS.join(", ")})`);
     }

@@ -287,6 +287,7 @@ Deno.test("parseCommandLine answers --help and --version for any command", () =>
   assert.deepEqual(parseCommandLine(["wait", "--help"], {}), { command: "help", topic: "wait" });
   assert.deepEqual(parseCommandLine(["help", "send"], {}), { command: "help", topic: "send" });
   assert.deepEqual(parseCommandLine(["help"], {}), { command: "help", topic: "serve" });
+  assert.deepEqual(parseCommandLine(["help", "help"], {}), { command: "help", topic: "serve" });
   assert.deepEqual(parseCommandLine(["--version"], {}), { command: "version" });
   assert.deepEqual(parseCommandLine(["list", "--version"], {}), { command: "version" });
 });

@@ -86,6 +86,9 @@ Deno.test("run prints the version and help, exit 0", async () => {
   const help = capture();
   assert.equal(await run(["--help"], {}, help), 0);
   assert.match(help.out, /^Usage: smtpd \[serve\] \[flags\]/);
+  const helpHelp = capture();
+  assert.equal(await run(["help", "help"], {}, helpHelp), 0);
+  assert.equal(helpHelp.out, help.out);
   for (const command of ["list", "show", "wait", "purge", "send"]) {
     const text = capture();
     assert.equal(await run([command, "--help"], {}, text), 0);
