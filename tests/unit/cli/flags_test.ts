@@ -257,6 +257,18 @@ Deno.test("parseCommandLine names the flag and the problem in each usage error",
   for (const [argv, expected] of cases) assert.equal(usage(argv), expected, argv.join(" "));
 });
 
+Deno.test("parseCommandLine: a flag given twice takes its last value; flags beat variables", () => {
+  const options = serve(
+    ["--max-size", "1KB", "--max-size", "2KB", "--timeout", "1s", "--timeout=2s"],
+    { SMTPD_MAX_SIZE: "3KB", SMTPD_HOSTNAME: "env.test" },
+  );
+  assert.equal(options.maxSize, 2000);
+  assert.equal(options.timeout, 2000);
+  assert.equal(options.hostname, "env.test");
+  const wait = parseCommandLine(["wait", "--timeout", "1s", "--timeout", "0"], {});
+  assert.equal((wait as { timeoutMs: number }).timeoutMs, 0);
+});
+
 Deno.test("parseCommandLine names the variable in a bad variable's error", () => {
   assert.equal(
     usage([], { SMTPD_MAX_SIZE: "10XB" }),
