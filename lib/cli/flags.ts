@@ -290,6 +290,10 @@ function serveOptions(values: Values, env: Readonly<Record<string, string>>): Se
   if (serve.tlsKey !== undefined && serve.tlsCert === undefined) {
     throw new UsageError("needs --tls-cert as well", "--tls-key");
   }
+  // Both would leave it unclear which certificate is served (and logged).
+  if (serve.tlsSelfSigned === true && (serve.tlsCert !== undefined || serve.tlsKey !== undefined)) {
+    throw new UsageError("cannot be combined with --tls-cert/--tls-key", "--tls-self-signed");
+  }
   if (serve.requireTls && !tls) {
     throw new UsageError("needs --tls-cert and --tls-key, or --tls-self-signed", "--require-tls");
   }

@@ -209,3 +209,17 @@ Deno.test("e2e: --listen with an impossible host is a usage error; an unknown na
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("e2e: --tls-self-signed with --tls-cert/--tls-key exits 2 with one line naming both", async () => {
+  const r = await runCli([
+    "--listen",
+    "127.0.0.1:0",
+    "--tls-cert",
+    "cert.pem",
+    "--tls-key",
+    "key.pem",
+    "--tls-self-signed",
+  ]);
+  assert.equal(r.code, 2, r.stderr);
+  assertOneLine(r.stderr, /^smtpd: --tls-self-signed: .*--tls-cert\/--tls-key/);
+});

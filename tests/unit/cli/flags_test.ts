@@ -26,6 +26,7 @@ Deno.test("parseCommandLine defaults to serve with no options set", () => {
 });
 
 Deno.test("parseCommandLine maps every serve flag to its ServeOptions key", () => {
+  // --tls-self-signed, which excludes --tls-cert, is in the next two tests.
   const options = serve([
     "--spool=/tmp/mail",
     "--listen",
@@ -40,7 +41,6 @@ Deno.test("parseCommandLine maps every serve flag to its ServeOptions key", () =
     "c.pem",
     "--tls-key",
     "k.pem",
-    "--tls-self-signed",
     "--require-tls",
     "--auth-file",
     "users.txt",
@@ -84,7 +84,6 @@ Deno.test("parseCommandLine maps every serve flag to its ServeOptions key", () =
     hostname: "mx.test",
     tlsCert: "c.pem",
     tlsKey: "k.pem",
-    tlsSelfSigned: true,
     requireTls: true,
     authFile: "users.txt",
     requireAuth: true,
@@ -242,6 +241,10 @@ Deno.test("parseCommandLine names the flag and the problem in each usage error",
     [["--tls-key", "k.pem"], "--tls-key: needs --tls-cert as well"],
     [["--require-tls"], "--require-tls: needs --tls-cert and --tls-key, or --tls-self-signed"],
     [
+      ["--tls-cert", "c.pem", "--tls-key", "k.pem", "--tls-self-signed"],
+      "--tls-self-signed: cannot be combined with --tls-cert/--tls-key",
+    ],
+    [
       ["--listen-tls", "127.0.0.1:465"],
       "--listen-tls: needs --tls-cert and --tls-key, or --tls-self-signed",
     ],
@@ -282,10 +285,17 @@ Deno.test("parseCommandLine names the variable in a bad variable's error", () =>
     usage([], { SMTPD_TLS_CERT: "c.pem" }),
     "--tls-cert: needs --tls-key as well",
   );
+  assert.equal(
+    usage(["--tls-cert", "c.pem", "--tls-key", "k.pem"], { SMTPD_TLS_SELF_SIGNED: "1" }),
+    "--tls-self-signed: cannot be combined with --tls-cert/--tls-key",
+  );
 });
 
 Deno.test("parseCommandLine accepts TLS flags in pairs or self-signed", () => {
-  assert.equal(serve(["--tls-self-signed", "--require-tls"]).requireTls, true);
+  assert.deepEqual(serve(["--tls-self-signed", "--require-tls"]), {
+    tlsSelfSigned: true,
+    requireTls: true,
+  });
   assert.deepEqual(serve(["--tls-cert", "c", "--tls-key", "k", "--listen-tls", "127.0.0.1:0"]), {
     listenTls: ["127.0.0.1:0"],
     tlsCert: "c",
