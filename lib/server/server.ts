@@ -405,6 +405,22 @@ async function writeAtomically(what: string, path: string, content: string): Pro
   }
 }
 
+/**
+ * Removes a ready file left by an earlier run. A directory is left alone
+ * (writing the ready file then fails, naming it).
+ *
+ * @throws {StartupError} When it exists and cannot be removed.
+ */
+async function removeStaleReadyFile(path: string): Promise<void> {
+  try {
+    if ((await Deno.lstat(path)).isDirectory) return;
+    await Deno.remove(path);
+  } catch (e: unknown) {
+    if (e instanceof Deno.errors.NotFound) return;
+    throw new StartupError(`cannot remove the old ready file ${path}: ${errorReason(e)}`);
+  }
+}
+
 async function openSpool(
   dir: string,
   options: ServeOptions,
@@ -490,6 +506,8 @@ function installSignals(server: Server, logger: Logger): () => void {
  * file written). Rejects with `OptionError` (bad option) or `StartupError`.
  */
 export async function serve(options: ServeOptions = {}): Promise<ServerHandle> {
+  // First: whatever fails below, a poller must not take an earlier run's file for this one.
+  if (options.readyFile !== undefined) await removeStaleReadyFile(options.readyFile);
   const s = await setup(options);
   const logger = makeLogger(options);
   const spoolDir = resolve(options.spool ?? DEFAULTS.spool);
