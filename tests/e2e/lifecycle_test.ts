@@ -173,3 +173,20 @@ Deno.test("e2e: a stale ready file is removed at start-up, also when start-up th
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("e2e: the ready file and the listening line give the address bound, not the name", async (t) => {
+  for (const extra of [[], ["--tls-self-signed"]]) {
+    await t.step(extra.length === 0 ? "native listener" : "node:net listener (TLS)", async () => {
+      await using server = await started(["--listen", "localhost:0", ...extra]);
+      const [l] = server.ready.listeners;
+      assert.ok(l);
+      assert.match(l.address, /^(127\.0\.0\.1|::1)$/, "numeric, as bound");
+      const line = await server.waitForStderr(/listening .*/);
+      const bound = l.address.includes(":") ? `[${l.address}]:${l.port}` : `${l.address}:${l.port}`;
+      assert.ok(line[0].includes(bound), line[0]);
+      assert.ok(!line[0].includes("localhost"), line[0]);
+      await using c = await RawClient.connect(l.port, l.address);
+      assert.equal((await c.readReply()).code, 220);
+    });
+  }
+});
