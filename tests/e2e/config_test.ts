@@ -5,8 +5,9 @@
  */
 
 import assert from "node:assert/strict";
-import { ehloed, runCli, started } from "../helpers/launcher.ts";
+import { ehloed, repoPath, runCli, runFlags, started } from "../helpers/launcher.ts";
 import { queuedId, stuff, transaction } from "../helpers/raw_client.ts";
+import { findOnPath } from "../helpers/clients.ts";
 
 /** A user error is one line on stderr, and never a stack trace (SPEC §2). */
 function assertOneLine(stderr: string, mustMention: RegExp): void {
@@ -143,6 +144,77 @@ Deno.test({
       await Deno.chmod(s.server.spool, 0o755);
     }
     assert.deepEqual(await s.server.messages(), []);
+  },
+});
+
+/**
+ * Root writes anywhere (CAP_DAC_OVERRIDE), so as root the server runs without
+ * that capability: directory permissions count again, and it still reads
+ * Deno's cache under /root (`runuser -u nobody` could not, and would download
+ * the npm packages again).
+ */
+const DROP_DAC = [
+  "--inh-caps=-dac_override,-dac_read_search",
+  "--bounding-set=-dac_override,-dac_read_search",
+];
+const SETPRIV = Deno.build.os === "windows" ? null : findOnPath("setpriv");
+
+Deno.test({
+  name:
+    "e2e: a spool directory that cannot be written exits 1 at start-up, even with a writable .tmp/",
+  ignore: Deno.build.os === "windows",
+  fn: async () => {
+    const root = Deno.uid() === 0;
+    if (root && !SETPRIV) {
+      Deno.stderr.writeSync(
+        new TextEncoder().encode(
+          "skip unwritable-spool start-up check: running as root without setpriv(1)\n",
+        ),
+      );
+      return;
+    }
+    const dir = await Deno.makeTempDir({ prefix: "smtpd-e2e-" });
+    const spool = `${dir}/spool`;
+    try {
+      await Deno.mkdir(`${spool}/.tmp`, { recursive: true });
+      await Deno.chmod(`${spool}/.tmp`, 0o777);
+      if (root) await Deno.chown(spool, 65534, null); // nobody's: 755 bars everyone else
+      await Deno.chmod(spool, root ? 0o755 : 0o555);
+      const serverArgs = [
+        "run",
+        ...runFlags(),
+        repoPath("main.ts"),
+        "--listen",
+        "127.0.0.1:0",
+        "--spool",
+        spool,
+        "--ready-file",
+        `${dir}/ready.json`,
+      ];
+      const env = Object.fromEntries(
+        Object.entries(Deno.env.toObject()).filter(([k]) => !k.startsWith("SMTPD_")),
+      );
+      // A server that starts anyway runs until this kills it.
+      const out = await new Deno.Command(root ? SETPRIV! : Deno.execPath(), {
+        args: root ? [...DROP_DAC, "--", Deno.execPath(), ...serverArgs] : serverArgs,
+        env: { ...env, NO_COLOR: "1" },
+        clearEnv: true,
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+        signal: AbortSignal.timeout(30_000),
+      }).output();
+      const stderr = new TextDecoder().decode(out.stderr);
+      assert.equal(out.code, 1, stderr);
+      assertOneLine(stderr, new RegExp(`spool directory "${spool}"`));
+      await assert.rejects(Deno.stat(`${dir}/ready.json`), Deno.errors.NotFound);
+      const names: string[] = [];
+      for await (const e of Deno.readDir(spool)) names.push(e.name);
+      assert.deepEqual(names, [".tmp"], "no probe left behind");
+    } finally {
+      await Deno.chmod(spool, 0o755).catch(() => {});
+      await Deno.remove(dir, { recursive: true });
+    }
   },
 });
 
