@@ -61,8 +61,9 @@ export function formatListRow(
 }
 
 /**
- * Lists the spool. An empty or missing spool prints nothing, not even the
- * header, so `[ -z "$(smtpd list)" ]` tests for an empty spool.
+ * Lists the spool: one line per message (SPEC §2), so `smtpd list | wc -l`
+ * counts them. The header comes only on a terminal, before the first row:
+ * an empty or missing spool prints nothing.
  *
  * @param spool The spool directory.
  * @param json One meta JSON object per line instead of the table.
@@ -76,7 +77,7 @@ export async function runList(spool: string, json: boolean, io: Io): Promise<num
       io.stdout(JSON.stringify(meta) + "\n");
       continue;
     }
-    if (first) io.stdout(formatListHeader() + "\n");
+    if (first && io.stdoutIsTerminal === true) io.stdout(formatListHeader() + "\n");
     first = false;
     io.stdout(formatListRow(meta) + "\n");
   }

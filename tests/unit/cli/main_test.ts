@@ -129,15 +129,23 @@ Deno.test("run list prints nothing for a missing spool", async () => {
   assert.equal(io.err, "");
 });
 
-Deno.test("run list prints a header and one row per message, oldest first", async () => {
+Deno.test("run list prints one row per message, oldest first; a header only on a terminal", async () => {
   await withSpool(async (dir) => {
-    const io = capture();
-    assert.equal(await run(["list"], { SMTPD_SPOOL: dir }, io), 0);
-    const lines = io.out.trimEnd().split("\n");
+    // SPEC §2 "one line per message": `smtpd list | wc -l` counts messages.
+    const piped = capture();
+    assert.equal(await run(["list"], { SMTPD_SPOOL: dir }, piped), 0);
+    const rows = piped.out.trimEnd().split("\n");
+    assert.equal(rows.length, 2, piped.out);
+    assert.match(rows[0]!, new RegExp(`^${ID_1} .* bob@example\\.com +First +5$`));
+    assert.match(rows[1]!, new RegExp(`^${ID_2} .* carol@example\\.org +Second +5$`));
+    const terminal = { ...capture(), stdoutIsTerminal: true };
+    let out = "";
+    terminal.stdout = (text) => void (out += text);
+    assert.equal(await run(["list"], { SMTPD_SPOOL: dir }, terminal), 0);
+    const lines = out.trimEnd().split("\n");
     assert.equal(lines.length, 3);
     assert.match(lines[0]!, /^ID +RECEIVED +FROM +TO +SUBJECT +SIZE$/);
-    assert.match(lines[1]!, new RegExp(`^${ID_1} .* bob@example\\.com +First +5$`));
-    assert.match(lines[2]!, new RegExp(`^${ID_2} .* carol@example\\.org +Second +5$`));
+    assert.deepEqual(lines.slice(1), rows);
   });
 });
 
@@ -210,7 +218,10 @@ Deno.test("run wait exits 1 with a one-line reason on time-out", async () => {
     );
     assert.equal(none.err, "smtpd: wait: timed out after 0s: 0 of 1 messages matched\n");
     const bare = capture();
-    assert.equal(await run(["wait", "--spool", dir, "--count", "2", "--timeout", "0"], {}, bare), 0);
+    assert.equal(
+      await run(["wait", "--spool", dir, "--count", "2", "--timeout", "0"], {}, bare),
+      0,
+    );
     assert.equal(bare.out, `${ID_1}\n${ID_2}\n`, "0 looks once");
   });
 });
