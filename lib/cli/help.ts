@@ -61,7 +61,8 @@ const COMPANIONS: Record<Exclude<CommandName, "serve">, string> = {
 
 One line per stored message, oldest first: ID, RECEIVED (UTC), FROM, TO, SUBJECT, SIZE (bytes).
 Long columns are cut with "…". On a terminal a header line comes first (an empty spool prints
-nothing); in a pipe there is none, so smtpd list | wc -l counts messages.
+nothing); in a pipe there is none, so smtpd list | wc -l counts messages. A <id>.json that holds
+no valid metadata is skipped with a warning on stderr.
 
 ${SPOOL}
   --json                   one meta object (the <id>.json) per line instead

@@ -131,6 +131,21 @@ Deno.test("e2e: list prints one row per message (no header in a pipe); --json on
   assert.deepEqual(metas, stored.map((m) => m.meta), "--json prints the stored .json objects");
   assert.equal(metas[1]!.mailFrom, "");
   assert.equal(metas[1]!.headers.subject, "Grüße");
+
+  // A .json that holds no metadata: skipped, one warning line, still exit 0.
+  const torn = id2.slice(0, -1) + (id2.endsWith("Z") ? "Y" : "Z");
+  await Deno.writeTextFile(`${server.spool}/${torn}.json`, '{"id": "');
+  const skipping = await runCli(["list", "--spool", server.spool]);
+  assert.equal(skipping.code, 0, skipping.stderr);
+  assert.deepEqual(lines(skipping.stdout), rows);
+  assert.deepEqual(lines(skipping.stderr), [
+    `smtpd: list: skipped ${torn}: unreadable metadata (not valid JSON)`,
+  ]);
+  const shown = await runCli(["show", torn, "--spool", server.spool]);
+  assert.equal(shown.code, 1, shown.stderr);
+  assert.deepEqual(lines(shown.stderr), [
+    `smtpd: message "${torn}" has unreadable metadata (not valid JSON)`,
+  ]);
 });
 
 Deno.test("e2e: list on an empty spool prints nothing and exits 0", async () => {

@@ -149,6 +149,45 @@ Deno.test("run list prints one row per message, oldest first; a header only on a
   });
 });
 
+Deno.test("run list skips a .json without valid metadata with one warning each, exit 0", async () => {
+  await withSpool(async (dir) => {
+    const torn = "01KAQ3Z9X7M4N5P6Q7R8S9T0VW";
+    const empty = "01KAQ3Z9XAM4N5P6Q7R8S9T0VW";
+    await Deno.writeTextFile(`${dir}/${torn}.json`, '{ "id": "01KA');
+    await Deno.writeTextFile(`${dir}/${empty}.json`, "");
+    for (const json of [false, true]) {
+      const io = capture();
+      assert.equal(await run(["list", "--spool", dir, ...(json ? ["--json"] : [])], {}, io), 0);
+      assert.equal(io.out.trimEnd().split("\n").length, 2, io.out);
+      assert.equal(
+        io.err,
+        `smtpd: list: skipped ${torn}: unreadable metadata (not valid JSON)\n` +
+          `smtpd: list: skipped ${empty}: unreadable metadata (empty file)\n`,
+      );
+    }
+  });
+});
+
+Deno.test("run show of a message whose .json holds no valid metadata says so, exit 1", async () => {
+  await withSpool(async (dir) => {
+    await Deno.writeTextFile(`${dir}/${ID_1}.json`, '{"id":"x"}');
+    for (const extra of [[], ["--meta"]]) {
+      const io = capture();
+      assert.equal(await run(["show", ID_1, "--spool", dir, ...extra], {}, io), 1);
+      assert.equal(
+        io.err,
+        `smtpd: message "${ID_1}" has unreadable metadata ` +
+          "(required fields missing or of the wrong type)\n",
+      );
+      assert.equal(io.out, "");
+    }
+    // latest is the newest readable message.
+    const latest = capture();
+    assert.equal(await run(["show", "latest", "--spool", dir], {}, latest), 0);
+    assert.deepEqual([...latest.bytes[0]!], [0x00, 0xff, 0x0d, 0x0a]);
+  });
+});
+
 Deno.test("run list --json prints one meta object per line", async () => {
   await withSpool(async (dir) => {
     const io = capture();
