@@ -247,8 +247,10 @@ export async function sendMail(options: SendOptions): Promise<SendResult> {
     // RFC 1870 §4: do not send what the server said it will refuse.
     const maxSize = Number(ext.get("SIZE")?.[0] ?? 0);
     if (options.size !== undefined && maxSize > 0 && options.size > maxSize) {
-      const text = `5.3.4 Message is ${options.size} bytes; ${label} accepts at most ${maxSize}`;
-      throw new SendError(552, text, "EHLO");
+      // Our own refusal, not a reply: it must not read like one (code 0).
+      const text =
+        `the message is ${options.size} bytes; the server accepts at most ${maxSize} (SIZE)`;
+      throw new SendError(0, text, "EHLO");
     }
     if (options.auth) await authenticate(chat, ext.get("AUTH"), options.auth, label);
 

@@ -537,6 +537,29 @@ Deno.test("e2e: send exits 1 with the server's reply on a 5xx (wrong AUTH, refus
   }
 });
 
+Deno.test("e2e: send refuses a message over the server's SIZE in its own words, exit 1", async () => {
+  await using server = await startServer(["--max-size", "50"]);
+  const file = await messageFile(server.dir);
+  const size = enc.encode(SEND_MESSAGE).length;
+  const r = await runCli([
+    "send",
+    "--server",
+    `127.0.0.1:${server.port}`,
+    "--from",
+    "app@example.com",
+    "--to",
+    "bob@example.com",
+    file,
+  ]);
+  assert.equal(r.code, 1, r.stdout + r.stderr);
+  assert.equal(r.stdout, "");
+  // Not "552 5.3.4 …": no server said that.
+  assert.deepEqual(lines(r.stderr), [
+    `smtpd: send: the message is ${size} bytes; the server accepts at most 50 (SIZE)`,
+  ]);
+  assert.deepEqual(await readSpool(server.spool), []);
+});
+
 /** A port that was free a moment ago (for tools that cannot take port 0). */
 function freePort(): number {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
