@@ -182,6 +182,13 @@ async function* chunks(message: SendOptions["message"]): AsyncIterable<Uint8Arra
   else yield* message;
 }
 
+/**
+ * What may not appear in an address sent as `<address>` on a command line:
+ * CR or LF would end the command and start another (command injection), `<`
+ * or `>` end the path, and a space or other control ends it for the server.
+ */
+const UNSAFE_ADDRESS_REGEXP = /[\x00-\x20<>\x7f]/;
+
 function reversePath(address: string): string {
   return address === "" || address === "<>" ? "<>" : `<${address}>`;
 }
@@ -227,6 +234,16 @@ function extensions(reply: Reply): Map<string, string[]> {
 export async function sendMail(options: SendOptions): Promise<SendResult> {
   if (options.to.length === 0) throw new SendError(0, "no recipients");
   if (options.tls && options.starttls) throw new SendError(0, "choose tls or starttls, not both");
+  for (const address of [options.from === "<>" ? "" : options.from, ...options.to]) {
+    if (UNSAFE_ADDRESS_REGEXP.test(address)) {
+      throw new SendError(
+        0,
+        `Cannot use address ${
+          JSON.stringify(address)
+        }: it holds a space, a control character, < or >`,
+      );
+    }
+  }
   // Timers overflow past 2^31-1 ms (and fire at once): a longer limit is "never".
   const timeoutMs = timerDelay(options.timeoutMs ?? DEFAULT_SEND_TIMEOUT_MS);
   const label = `${

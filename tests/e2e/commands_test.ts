@@ -560,6 +560,28 @@ Deno.test("e2e: send refuses a message over the server's SIZE in its own words, 
   assert.deepEqual(await readSpool(server.spool), []);
 });
 
+Deno.test("e2e: send refuses an address with CR LF, <, > or a space as a usage error, sending nothing", async () => {
+  await using server = await startServer();
+  const file = await messageFile(server.dir);
+  const injected = "ok@y>\r\nRCPT TO:<ok2@y";
+  for (const [flag, value] of [["--to", injected], ["--from", "a b@example.com"]] as const) {
+    const args = ["send", "--server", `127.0.0.1:${server.port}`, "--from", "a@example.com"];
+    const r = await runCli([
+      ...args,
+      "--to",
+      "bob@example.com",
+      flag,
+      value,
+      file,
+    ]);
+    assert.equal(r.code, 2, r.stdout + r.stderr);
+    assert.equal(lines(r.stderr).length, 1, r.stderr);
+    assert.ok(r.stderr.startsWith(`smtpd: ${flag}: `), r.stderr);
+  }
+  assert.deepEqual(await readSpool(server.spool), []);
+  assert.doesNotMatch(server.stderr(), /connection opened/, "never connected");
+});
+
 /** A port that was free a moment ago (for tools that cannot take port 0). */
 function freePort(): number {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });

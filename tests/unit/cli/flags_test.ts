@@ -508,6 +508,34 @@ Deno.test("parseCommandLine refuses an incomplete or contradictory send", () => 
     /^--server: Cannot parse/,
   );
   assert.equal(usage(["send", ...ok, "a.eml", "b.eml"]), 'unexpected argument "b.eml"');
+  // CR LF would end RCPT TO:<…> and start a command of the user's making.
+  const base = ["send", "--server", "h:25"];
+  const cases: [string, string][] = [
+    ["--to", "ok@y>\r\nRCPT TO:<ok2@y"],
+    ["--to", "a@b\nDATA"],
+    ["--to", "a\0@b"],
+    ["--to", "a b@c"],
+    ["--to", "<a@b>>"],
+    ["--from", "a@b>\r\nRSET"],
+    ["--from", "x<y@z"],
+    ["--from", "a\t@b"],
+  ];
+  for (const [flag, value] of cases) {
+    const args = flag === "--to" ? [...base, "--from", "a@x", "--to", value] : [
+      ...base,
+      "--to",
+      "b@x",
+      "--from",
+      value,
+    ];
+    assert.equal(
+      usage(args),
+      `${flag}: Cannot use ${
+        JSON.stringify(value)
+      }: an address holds no space, control character, < or >`,
+      JSON.stringify(value),
+    );
+  }
   for (const zero of ["0", "0s"]) {
     // A zero limit could never connect.
     assert.equal(

@@ -316,6 +316,17 @@ Deno.test("sendMail refuses locally when the message is larger than the advertis
   });
 });
 
+Deno.test("sendMail refuses an address that would end its command line, sending nothing", async () => {
+  await withFake({}, async (fake) => {
+    for (const bad of [{ to: ["ok@y>\r\nRCPT TO:<ok2@y"] }, { from: "a@b\r\nRSET" }]) {
+      const error = await sendMail(base(fake, bad)).catch((e) => e);
+      assert.ok(error instanceof SendError, String(error));
+      assert.match(error.message, /^Cannot use address ".*": it holds a space/);
+    }
+    assert.deepEqual(fake.transcript, []);
+  });
+});
+
 Deno.test("sendMail throws SendError with the reply when the only recipient is refused", async () => {
   const reply = (verb: string) => verb === "RCPT" ? "550 5.1.1 No such user" : undefined;
   await withFake({ reply }, async (fake) => {
