@@ -31,7 +31,7 @@ export interface SendFlags {
  * Characters that cannot be in an address sent as `<address>`: CR and LF would
  * inject a command, `<` and `>` end the path, spaces and controls end it early.
  */
-const UNSAFE_ADDRESS_REGEXP = /[\x00-\x20<>\x7f]/;
+const UNSAFE_ADDRESS_REGEXP = /[\p{Cc}\s<>]/u;
 
 /** `<a@b>` → `a@b`, `<>` → `""`: users paste addresses either way. */
 function address(label: string, value: string): string {

@@ -187,7 +187,7 @@ async function* chunks(message: SendOptions["message"]): AsyncIterable<Uint8Arra
  * CR or LF would end the command and start another (command injection), `<`
  * or `>` end the path, and a space or other control ends it for the server.
  */
-const UNSAFE_ADDRESS_REGEXP = /[\x00-\x20<>\x7f]/;
+const UNSAFE_ADDRESS_REGEXP = /[\p{Cc}\s<>]/u;
 
 function reversePath(address: string): string {
   return address === "" || address === "<>" ? "<>" : `<${address}>`;
