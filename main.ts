@@ -43,6 +43,7 @@ if (import.meta.main) {
       }
     },
     stdin: Deno.stdin.readable,
+    stdoutIsTerminal: Deno.stdout.isTerminal(),
   };
   Deno.exit(await run(Deno.args, Deno.env.toObject(), io));
 }

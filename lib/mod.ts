@@ -34,7 +34,7 @@ export type {
   ServeOptions,
 } from "./server/options.ts";
 export { SpoolReader } from "./spool/reader.ts";
-export type { MessageFilter } from "./spool/reader.ts";
+export type { ListOptions, MessageFilter, MetaRead } from "./spool/reader.ts";
 export type { Meta } from "./spool/meta.ts";
 export { SendError, sendMail } from "./net/client.ts";
 export type { SendOptions } from "./net/client.ts";

@@ -10,16 +10,19 @@ const DURATION_REGEXP = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/;
 const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
 /**
- * Parses a duration into milliseconds.
+ * Parses a duration into milliseconds. A bare `0` needs no unit: it is 0 in
+ * every unit (`wait --timeout 0` looks once).
  *
  * @example Usage
  * ```ts
  * import { parseDuration } from "./units.ts";
  * parseDuration("250ms"); // 250
  * parseDuration("5m"); // 300000
+ * parseDuration("0"); // 0
  * ```
  */
 export function parseDuration(text: string): number {
+  if (text.trim() === "0") return 0;
   const match = DURATION_REGEXP.exec(text.trim());
   if (!match) {
     throw new SyntaxError(`Cannot parse "${text}": expected a duration like 250ms, 30s, 5m or 1h`);
@@ -27,6 +30,27 @@ export function parseDuration(text: string): number {
   const ms = Math.round(Number(match[1]) * DURATION_UNITS[match[2]!]!);
   if (!Number.isSafeInteger(ms)) throw new RangeError(`Cannot use "${text}": duration too large`);
   return ms;
+}
+
+/**
+ * The longest delay a timer takes: `setTimeout` stores it in a signed 32-bit
+ * integer, and a longer one (~596 h) fires after 1 ms with a
+ * `TimeoutOverflowWarning` on stderr.
+ */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * A user's duration as a timer delay: clamped to {@linkcode MAX_TIMER_MS},
+ * since a longer limit means "practically never", not "at once".
+ *
+ * @example Usage
+ * ```ts
+ * import { timerDelay } from "./units.ts";
+ * timerDelay(1000 * 3_600_000); // 2147483647
+ * ```
+ */
+export function timerDelay(ms: number): number {
+  return Math.min(ms, MAX_TIMER_MS);
 }
 
 const SIZE_REGEXP = /^(\d+(?:\.\d+)?)\s*([KMG]i?B|B)?$/i;
@@ -68,6 +92,12 @@ export interface HostPort {
 }
 
 /**
+ * A host outside brackets: a name or an IPv4 address. Letters (also non-ASCII
+ * ones), digits, `.`, `_` and `-`; so `*`, `/` and spaces can never be a host.
+ */
+const HOST_REGEXP = /^[\p{L}\p{N}._-]+$/u;
+
+/**
  * Parses `HOST:PORT` (`127.0.0.1:1025`, `[::1]:0`, `localhost:2525`).
  *
  * @example Usage
@@ -85,5 +115,10 @@ export function parseHostPort(text: string): HostPort {
   }
   const port = Number(match[3]);
   if (port > 65535) throw new RangeError(`Cannot use "${text}": port must be 0 to 65535`);
+  if (match[2] !== undefined && !HOST_REGEXP.test(match[2])) {
+    throw new SyntaxError(
+      `Cannot use "${text}": "${match[2]}" is not a host name or address`,
+    );
+  }
   return { host: match[1] ?? match[2]!, port };
 }

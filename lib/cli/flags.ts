@@ -290,6 +290,10 @@ function serveOptions(values: Values, env: Readonly<Record<string, string>>): Se
   if (serve.tlsKey !== undefined && serve.tlsCert === undefined) {
     throw new UsageError("needs --tls-cert as well", "--tls-key");
   }
+  // Both would leave it unclear which certificate is served (and logged).
+  if (serve.tlsSelfSigned === true && (serve.tlsCert !== undefined || serve.tlsKey !== undefined)) {
+    throw new UsageError("cannot be combined with --tls-cert/--tls-key", "--tls-self-signed");
+  }
   if (serve.requireTls && !tls) {
     throw new UsageError("needs --tls-cert and --tls-key, or --tls-self-signed", "--require-tls");
   }
@@ -364,7 +368,8 @@ export function parseCommandLine(
   let args = argv;
   const first = argv[0];
   if (first === "help") {
-    const topic = argv[1] ?? "serve";
+    // `smtpd help help` asks how help works: the general help says it.
+    const topic = argv[1] === undefined || argv[1] === "help" ? "serve" : argv[1];
     if (!(COMMANDS as readonly string[]).includes(topic)) {
       throw new UsageError(`unknown command "${topic}" (commands: ${COMMANDS.join(", ")})`);
     }

@@ -61,22 +61,26 @@ export function formatListRow(
 }
 
 /**
- * Lists the spool. An empty or missing spool prints nothing, not even the
- * header, so `[ -z "$(smtpd list)" ]` tests for an empty spool.
+ * Lists the spool: one line per message (SPEC §2), so `smtpd list | wc -l`
+ * counts them. The header comes only on a terminal, before the first row:
+ * an empty or missing spool prints nothing. A `.json` that holds no valid
+ * metadata is skipped with one warning line on stderr.
  *
  * @param spool The spool directory.
  * @param json One meta JSON object per line instead of the table.
  * @param io Output.
- * @returns 0.
+ * @returns 0, also when some files were skipped.
  */
 export async function runList(spool: string, json: boolean, io: Io): Promise<number> {
   let first = true;
-  for await (const meta of new SpoolReader(spool).list()) {
+  const onUnreadable = (id: string, reason: string) =>
+    io.stderr(`smtpd: list: skipped ${id}: unreadable metadata (${reason})\n`);
+  for await (const meta of new SpoolReader(spool).list(undefined, { onUnreadable })) {
     if (json) {
       io.stdout(JSON.stringify(meta) + "\n");
       continue;
     }
-    if (first) io.stdout(formatListHeader() + "\n");
+    if (first && io.stdoutIsTerminal === true) io.stdout(formatListHeader() + "\n");
     first = false;
     io.stdout(formatListRow(meta) + "\n");
   }

@@ -26,6 +26,8 @@ export interface Io {
   stdoutBytes(bytes: Uint8Array): Promise<void>;
   stderr(text: string): void;
   stdin: ReadableStream<Uint8Array>;
+  /** Whether stdout is a terminal (a person reading, not a pipe): `list` adds its header then. */
+  stdoutIsTerminal?: boolean;
 }
 
 /**

@@ -27,10 +27,30 @@ export interface SendFlags {
   timeoutMs: number;
 }
 
+/**
+ * Characters that cannot be in an address sent as `<address>`: CR and LF would
+ * inject a command, `<` and `>` end the path, spaces and controls end it early.
+ */
+const UNSAFE_ADDRESS_REGEXP = /[\p{Cc}\s<>]/u;
+
 /** `<a@b>` → `a@b`, `<>` → `""`: users paste addresses either way. */
-function address(value: string): string {
-  const match = /^<(.*)>$/.exec(value.trim());
-  return match ? match[1]! : value.trim();
+function address(label: string, value: string): string {
+  const match = /^<(.*)>$/s.exec(value.trim());
+  const bare = match ? match[1]! : value.trim();
+  if (UNSAFE_ADDRESS_REGEXP.test(bare)) {
+    throw new UsageError(
+      `Cannot use ${JSON.stringify(value)}: an address holds no space, control character, < or >`,
+      label,
+    );
+  }
+  return bare;
+}
+
+/** A zero limit could never even connect. */
+function positiveDuration(text: string): number {
+  const ms = parseDuration(text);
+  if (ms < 1) throw new RangeError(`Cannot use "${text}": expected a duration above 0`);
+  return ms;
 }
 
 function filled(label: string, value: string): string {
@@ -56,7 +76,7 @@ export function parseSendFlags(values: Values, positionals: string[]): SendFlags
   const { host, port } = checked("--server", () => parseHostPort(server));
   const from = text("from");
   if (from === undefined) throw new UsageError(`required (use --from "" for <>)`, "--from");
-  const to = ((values["to"] ?? []) as string[]).map(address);
+  const to = ((values["to"] ?? []) as string[]).map((t) => address("--to", t));
   if (to.length === 0 || to.some((t) => t === "")) {
     throw new UsageError("required: at least one address", "--to");
   }
@@ -70,9 +90,9 @@ export function parseSendFlags(values: Values, positionals: string[]): SendFlags
     starttls: values["starttls"] === true,
     insecure: values["insecure"] === true,
     caFiles: ((values["ca"] ?? []) as string[]).map((f) => filled("--ca", f)),
-    from: address(from),
+    from: address("--from", from),
     to,
-    timeoutMs: checked("--timeout", () => parseDuration(text("timeout") ?? "60s")),
+    timeoutMs: checked("--timeout", () => positiveDuration(text("timeout") ?? "60s")),
   };
   const auth = text("auth");
   if (auth !== undefined) {

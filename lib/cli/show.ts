@@ -14,15 +14,20 @@ import type { Io } from "./main.ts";
  * @param args Spool, ID (or `latest`) and whether to print the metadata instead.
  * @param io Output.
  * @returns 0.
- * @throws {RunError} `no message "X"` when the ID is unknown (or purged meanwhile).
+ * @throws {RunError} `no message "X"` when the ID is unknown (or purged meanwhile), or
+ *   when its `.json` holds no valid metadata (saying so).
  */
 export async function runShow(
   args: { spool: string; id: string; meta: boolean },
   io: Io,
 ): Promise<number> {
   const reader = new SpoolReader(args.spool);
-  const meta = await reader.meta(args.id);
-  if (meta === null) throw new RunError(`no message "${args.id}"`);
+  const found = await reader.read(args.id);
+  if (found.status === "unreadable") {
+    throw new RunError(`message "${args.id}" has unreadable metadata (${found.reason})`);
+  }
+  if (found.status === "missing") throw new RunError(`no message "${args.id}"`);
+  const meta = found.meta;
   if (args.meta) {
     io.stdout(JSON.stringify(meta, null, 2) + "\n");
     return EXIT_OK;

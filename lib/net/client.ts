@@ -8,6 +8,7 @@
 
 import { nodeConnect, nodeStartTls, NodeWire, type Wire } from "./_node_wire.ts";
 import { DotStuffer } from "./dot_stuffer.ts";
+import { timerDelay } from "../units.ts";
 
 export { DotStuffer };
 
@@ -181,6 +182,13 @@ async function* chunks(message: SendOptions["message"]): AsyncIterable<Uint8Arra
   else yield* message;
 }
 
+/**
+ * What may not appear in an address sent as `<address>` on a command line:
+ * CR or LF would end the command and start another (command injection), `<`
+ * or `>` end the path, and a space or other control ends it for the server.
+ */
+const UNSAFE_ADDRESS_REGEXP = /[\p{Cc}\s<>]/u;
+
 function reversePath(address: string): string {
   return address === "" || address === "<>" ? "<>" : `<${address}>`;
 }
@@ -226,7 +234,18 @@ function extensions(reply: Reply): Map<string, string[]> {
 export async function sendMail(options: SendOptions): Promise<SendResult> {
   if (options.to.length === 0) throw new SendError(0, "no recipients");
   if (options.tls && options.starttls) throw new SendError(0, "choose tls or starttls, not both");
-  const timeoutMs = options.timeoutMs ?? DEFAULT_SEND_TIMEOUT_MS;
+  for (const address of [options.from === "<>" ? "" : options.from, ...options.to]) {
+    if (UNSAFE_ADDRESS_REGEXP.test(address)) {
+      throw new SendError(
+        0,
+        `Cannot use address ${
+          JSON.stringify(address)
+        }: it holds a space, a control character, < or >`,
+      );
+    }
+  }
+  // Timers overflow past 2^31-1 ms (and fire at once): a longer limit is "never".
+  const timeoutMs = timerDelay(options.timeoutMs ?? DEFAULT_SEND_TIMEOUT_MS);
   const label = `${
     options.host.includes(":") ? `[${options.host}]` : options.host
   }:${options.port}`;
@@ -245,8 +264,10 @@ export async function sendMail(options: SendOptions): Promise<SendResult> {
     // RFC 1870 §4: do not send what the server said it will refuse.
     const maxSize = Number(ext.get("SIZE")?.[0] ?? 0);
     if (options.size !== undefined && maxSize > 0 && options.size > maxSize) {
-      const text = `5.3.4 Message is ${options.size} bytes; ${label} accepts at most ${maxSize}`;
-      throw new SendError(552, text, "EHLO");
+      // Our own refusal, not a reply: it must not read like one (code 0).
+      const text =
+        `the message is ${options.size} bytes; the server accepts at most ${maxSize} (SIZE)`;
+      throw new SendError(0, text, "EHLO");
     }
     if (options.auth) await authenticate(chat, ext.get("AUTH"), options.auth, label);
 

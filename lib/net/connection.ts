@@ -10,6 +10,7 @@
 import { Socket } from "node:net";
 import type { SecureContext, TLSSocket } from "node:tls";
 import { concatBytes } from "../bytes.ts";
+import { timerDelay } from "../units.ts";
 import { Session } from "../smtp/session.ts";
 import { formatReply, REPLY_SHUTDOWN, REPLY_TIMEOUT } from "../smtp/reply.ts";
 import type {
@@ -135,7 +136,8 @@ export class Connection {
     socket.on("error", () => this.destroy("socket error"));
     socket.on("close", this.#onClose);
     socket.setNoDelay(true);
-    socket.setTimeout(this.#options.timeoutMs, () => this.#timeout());
+    // A `--timeout` past 2^31-1 ms would overflow the timer and fire at once.
+    socket.setTimeout(timerDelay(this.#options.timeoutMs), () => this.#timeout());
   }
 
   #receive(chunk: Uint8Array): void {

@@ -37,7 +37,7 @@ export interface BindOptions {
 }
 
 export interface BoundListener {
-  /** Address actually bound (IPv6 without brackets). */
+  /** Address actually bound, numeric (`localhost` → `127.0.0.1`; IPv6 without brackets). */
   address: string;
   /** Port actually bound (the chosen one for port 0). */
   port: number;
@@ -135,7 +135,8 @@ function bindNative(
   }
   let closed = false;
   const listener: BoundListener = {
-    address: spec.host,
+    // The numeric address, not the name given: what a client connects to.
+    address: socket.addr.hostname,
     port: socket.addr.port,
     tls: false,
     close: () => {
@@ -177,7 +178,8 @@ function bindNode(spec: ListenSpec, onSocket: OnSocket): Promise<BoundListener> 
       const bound = server.address();
       const port = typeof bound === "object" && bound ? bound.port : spec.port;
       const listener: BoundListener = {
-        address: spec.host,
+        // The numeric address, not the name given: what a client connects to.
+        address: typeof bound === "object" && bound ? bound.address : spec.host,
         port,
         tls: spec.tls,
         close: () => new Promise<void>((done) => server.close(() => done())),

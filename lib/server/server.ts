@@ -16,6 +16,7 @@ import { HANDSHAKE_TIMEOUT_MS, tlsInfo, upgradeServerSocket } from "../net/start
 import { formatReply, REPLY_TOO_MANY_CONNECTIONS } from "../smtp/reply.ts";
 import type { Reply, SessionConfig } from "../smtp/events.ts";
 import { SpoolError, SpoolWriter } from "../spool/writer.ts";
+import { timerDelay } from "../units.ts";
 import type { Meta } from "../spool/meta.ts";
 import { cidrContains } from "./cidr.ts";
 import type { ServerContext } from "./context.ts";
@@ -268,7 +269,10 @@ export class Server {
     const action = this.#setup.faults.match("connect", info.client.address);
     if (action?.type === "disconnect") return "disconnect";
     if (action?.type === "reply") return action.reply;
-    if (action?.type === "delay") await new Promise((r) => setTimeout(r, action.ms));
+    if (action?.type === "delay") {
+      // Clamped: a longer delay would overflow the timer and not delay at all.
+      await new Promise((r) => setTimeout(r, timerDelay(action.ms)));
+    }
     const onConnect = this.#options.onConnect;
     if (!onConnect) return null;
     try {
@@ -415,6 +419,22 @@ async function writeAtomically(what: string, path: string, content: string): Pro
   }
 }
 
+/**
+ * Removes a ready file left by an earlier run. A directory is left alone
+ * (writing the ready file then fails, naming it).
+ *
+ * @throws {StartupError} When it exists and cannot be removed.
+ */
+async function removeStaleReadyFile(path: string): Promise<void> {
+  try {
+    if ((await Deno.lstat(path)).isDirectory) return;
+    await Deno.remove(path);
+  } catch (e: unknown) {
+    if (e instanceof Deno.errors.NotFound) return;
+    throw new StartupError(`cannot remove the old ready file ${path}: ${errorReason(e)}`);
+  }
+}
+
 async function openSpool(
   dir: string,
   options: ServeOptions,
@@ -500,6 +520,8 @@ function installSignals(server: Server, logger: Logger): () => void {
  * file written). Rejects with `OptionError` (bad option) or `StartupError`.
  */
 export async function serve(options: ServeOptions = {}): Promise<ServerHandle> {
+  // First: whatever fails below, a poller must not take an earlier run's file for this one.
+  if (options.readyFile !== undefined) await removeStaleReadyFile(options.readyFile);
   const s = await setup(options);
   const logger = makeLogger(options);
   const spoolDir = resolve(options.spool ?? DEFAULTS.spool);

@@ -24,6 +24,7 @@ import {
 import { type MessageSink, SpoolError } from "../spool/writer.ts";
 import { type Meta, type MetaInput, protocolName } from "../spool/meta.ts";
 import type { FaultStage } from "./faults.ts";
+import { timerDelay } from "../units.ts";
 import type { CallbackResult, ConnectionInfo, RejectReply } from "./options.ts";
 import type { ServerContext } from "./context.ts";
 
@@ -97,7 +98,8 @@ export class SessionHandler implements ConnectionHandler {
       case "reply":
         return action.reply;
       case "delay":
-        return new Promise((resolve) => setTimeout(resolve, action.ms)).then(next);
+        // Clamped: a longer delay would overflow the timer and not delay at all.
+        return new Promise((resolve) => setTimeout(resolve, timerDelay(action.ms))).then(next);
       case "disconnect":
         this.#ctx.logger.info("fault: disconnect", { conn: this.#conn, stage });
         return "disconnect";

@@ -101,6 +101,10 @@ export async function setup(options: ServeOptions): Promise<Setup> {
   if ((options.tlsCert === undefined) !== (options.tlsKey === undefined)) {
     throw new OptionError("--tls-cert", "--tls-cert and --tls-key go together");
   }
+  // Both would leave it unclear which certificate is served (and logged).
+  if (options.tlsSelfSigned === true && options.tlsCert !== undefined) {
+    throw new OptionError("--tls-self-signed", "cannot be combined with --tls-cert/--tls-key");
+  }
   const tlsWanted = options.tlsCert !== undefined || options.tlsSelfSigned === true;
   if (implicit.length > 0 && !tlsWanted) {
     throw new OptionError("--listen-tls", "needs --tls-cert/--tls-key or --tls-self-signed");
@@ -114,7 +118,7 @@ export async function setup(options: ServeOptions): Promise<Setup> {
       tls = await loadTlsContext({
         ...(options.tlsCert !== undefined ? { certFile: options.tlsCert } : {}),
         ...(options.tlsKey !== undefined ? { keyFile: options.tlsKey } : {}),
-        selfSigned: options.tlsSelfSigned === true && options.tlsCert === undefined,
+        selfSigned: options.tlsSelfSigned === true,
         hostname,
       });
     } catch (e: unknown) {

@@ -42,6 +42,24 @@ export interface WaitOptions {
   signal?: AbortSignal;
 }
 
+/** Options of {@linkcode SpoolReader.list}. */
+export interface ListOptions {
+  /**
+   * Called for each `<id>.json` that is skipped because it does not hold
+   * valid metadata (`reason` says how), so a reader can say so.
+   */
+  onUnreadable?: (id: string, reason: string) => void;
+}
+
+/**
+ * What reading one message's `<id>.json` found: its metadata, nothing (no
+ * such message, or purged meanwhile), or a file that holds no valid metadata.
+ */
+export type MetaRead =
+  | { status: "ok"; meta: Meta }
+  | { status: "missing" }
+  | { status: "unreadable"; reason: string };
+
 /** Options of {@linkcode SpoolReader.purge}. */
 export interface PurgeOptions {
   /** Only messages received at least this long before `now`. */
@@ -113,15 +131,18 @@ export class SpoolReader {
   /**
    * The metadata of every complete message, in ID order. Reads one `.json`
    * at a time, so memory stays small for a large spool; a file that
-   * vanishes (a concurrent purge) or does not parse is skipped.
+   * vanishes (a concurrent purge) is skipped, and so is one that does not
+   * hold valid metadata (reported to `options.onUnreadable`).
    *
    * @param filter Only messages matching it.
+   * @param options Where to report skipped files.
    * @returns The metadata, streamed.
    */
-  async *list(filter?: MessageFilter): AsyncIterable<Meta> {
+  async *list(filter?: MessageFilter, options: ListOptions = {}): AsyncIterable<Meta> {
     for (const id of await this.ids()) {
-      const meta = await this.#read(id);
-      if (meta !== null && matchesFilter(meta, filter)) yield meta;
+      const found = await this.#read(id);
+      if (found.status === "unreadable") options.onUnreadable?.(id, found.reason);
+      if (found.status === "ok" && matchesFilter(found.meta, filter)) yield found.meta;
     }
   }
 
@@ -129,18 +150,31 @@ export class SpoolReader {
    * The metadata of one message.
    *
    * @param id A message ID, or `latest` for the most recent one.
-   * @returns The metadata, or null when unknown or not a message ID (no path is built from it then).
+   * @returns The metadata, or null when unknown, unreadable or not a message ID (no path is built from it then).
    */
   async meta(id: string): Promise<Meta | null> {
+    const found = await this.read(id);
+    return found.status === "ok" ? found.meta : null;
+  }
+
+  /**
+   * The metadata of one message, or why there is none: like
+   * {@linkcode SpoolReader.meta}, but telling a missing message from one
+   * whose `.json` holds no valid metadata.
+   *
+   * @param id A message ID, or `latest` for the most recent readable one.
+   * @returns What was found; `missing` for anything that is not a message ID.
+   */
+  async read(id: string): Promise<MetaRead> {
     if (id === "latest") {
       const ids = await this.ids();
       for (let i = ids.length - 1; i >= 0; i--) {
-        const meta = await this.#read(ids[i]!);
-        if (meta !== null) return meta;
+        const found = await this.#read(ids[i]!);
+        if (found.status === "ok") return found;
       }
-      return null;
+      return { status: "missing" };
     }
-    return isMessageId(id) ? await this.#read(id) : null;
+    return isMessageId(id) ? await this.#read(id) : { status: "missing" };
   }
 
   /**
@@ -179,8 +213,9 @@ export class SpoolReader {
       let added = false;
       for (const id of await this.ids()) {
         if (seen.has(id)) continue;
-        const meta = await this.#read(id);
-        if (meta === null) continue; // vanished: it cannot come back under the same ID
+        const found = await this.#read(id);
+        if (found.status !== "ok") continue; // vanished (it cannot come back) or unreadable
+        const meta = found.meta;
         seen.add(id);
         if (matchesFilter(meta, options.filter)) {
           matched.push(meta);
@@ -246,17 +281,21 @@ export class SpoolReader {
     return removed;
   }
 
-  /** The metadata of `id`, or null when it is gone, unreadable or not its own. */
-  async #read(id: string): Promise<Meta | null> {
+  /** The metadata of `id`; `unreadable` when the file holds none, or another message's. */
+  async #read(id: string): Promise<MetaRead> {
     let text: string;
     try {
       text = await Deno.readTextFile(this.metaPath(id));
     } catch (e: unknown) {
-      if (e instanceof Deno.errors.NotFound || e instanceof Deno.errors.IsADirectory) return null;
+      if (e instanceof Deno.errors.NotFound || e instanceof Deno.errors.IsADirectory) {
+        return { status: "missing" };
+      }
       throw e;
     }
     const meta = parseMeta(text);
-    return meta !== null && meta.id === id ? meta : null;
+    if (meta === null) return { status: "unreadable", reason: metaProblem(text) };
+    if (meta.id !== id) return { status: "unreadable", reason: "its id is another message's" };
+    return { status: "ok", meta };
   }
 
   #watch(): Deno.FsWatcher | null {
@@ -267,6 +306,17 @@ export class SpoolReader {
       return null;
     }
   }
+}
+
+/** Why `text` is not valid metadata (parseMeta refused it); short, quoting nothing of it. */
+function metaProblem(text: string): string {
+  if (text.trim() === "") return "empty file";
+  try {
+    JSON.parse(text);
+  } catch {
+    return "not valid JSON";
+  }
+  return "required fields missing or of the wrong type";
 }
 
 /** A sleep that ends early on wake(); a wake with no sleeper ends the next sleep at once. */

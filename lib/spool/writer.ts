@@ -226,10 +226,16 @@ export class SpoolWriter {
         recovery = { tmpRemoved: 0, orphansRemoved: 0, skipped: true };
       }
       await lock.lock(false);
-      // mkdir succeeds on an existing read-only directory: prove a file can be made.
-      const probe = joinPath(joinPath(dir, TMP_DIR), `probe-${crypto.randomUUID()}`);
-      await Deno.writeFile(probe, new Uint8Array(0), { createNew: true });
-      await Deno.remove(probe);
+      // mkdir succeeds on an existing read-only directory: prove a file can be
+      // made in .tmp/ (streamed bodies) and in the spool itself (<id>.eml,
+      // <id>.json); either may be writable without the other. SPEC §3's
+      // "never touched" is about files of others: this dot-named probe is ours
+      // and gone at once.
+      for (const where of [joinPath(dir, TMP_DIR), dir]) {
+        const probe = joinPath(where, `.probe-${crypto.randomUUID()}`);
+        await Deno.writeFile(probe, new Uint8Array(0), { createNew: true });
+        await Deno.remove(probe);
+      }
     } catch (e: unknown) {
       lock?.close();
       throw toSpoolError(e, action);

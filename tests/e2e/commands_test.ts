@@ -100,7 +100,7 @@ function lines(text: string): string[] {
   return text.split("\n").filter((l) => l !== "");
 }
 
-Deno.test("e2e: list prints a header and one row per message; --json one meta per line", async () => {
+Deno.test("e2e: list prints one row per message (no header in a pipe); --json one meta per line", async () => {
   await using server = await startServer();
   const m1 = "From: alice@example.com\r\nSubject: first one\r\n\r\nbody 1\r\n";
   const m2 = "From: carol@example.org\r\nSubject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\r\n\r\nbody 2\r\n";
@@ -110,20 +110,20 @@ Deno.test("e2e: list prints a header and one row per message; --json one meta pe
   await assertStored(stored[0]!, m1);
   await assertStored(stored[1]!, m2);
 
+  // SPEC §2 "one line per message": `smtpd list | wc -l` counts them.
   const table = await runCli(["list", "--spool", server.spool]);
   assert.equal(table.code, 0, table.stderr);
   const rows = lines(table.stdout);
-  assert.equal(rows.length, 3, table.stdout);
-  assert.match(rows[0]!, /^ID\s+RECEIVED\s+FROM\s+TO\s+SUBJECT\s+SIZE$/);
-  assert.ok(rows[1]!.startsWith(id1 + " "), rows[1]);
-  assert.match(rows[1]!, /alice@example\.com/);
-  assert.match(rows[1]!, /bob@example\.com/);
-  assert.match(rows[1]!, /first one/);
-  assert.match(rows[1]!, new RegExp(`\\s${enc.encode(m1).length}$`));
-  assert.ok(rows[2]!.startsWith(id2 + " "), rows[2]);
-  assert.match(rows[2]!, /<>/, "the null sender is shown as <>");
-  assert.match(rows[2]!, /Grüße/, "the subject is decoded");
-  assert.match(rows[2]!, /x@example\.net,y@example\.net/);
+  assert.equal(rows.length, 2, table.stdout);
+  assert.ok(rows[0]!.startsWith(id1 + " "), rows[0]);
+  assert.match(rows[0]!, /alice@example\.com/);
+  assert.match(rows[0]!, /bob@example\.com/);
+  assert.match(rows[0]!, /first one/);
+  assert.match(rows[0]!, new RegExp(`\\s${enc.encode(m1).length}$`));
+  assert.ok(rows[1]!.startsWith(id2 + " "), rows[1]);
+  assert.match(rows[1]!, /<>/, "the null sender is shown as <>");
+  assert.match(rows[1]!, /Grüße/, "the subject is decoded");
+  assert.match(rows[1]!, /x@example\.net,y@example\.net/);
 
   const json = await runCli(["list", "--json"], { SMTPD_SPOOL: server.spool });
   assert.equal(json.code, 0, json.stderr);
@@ -131,6 +131,21 @@ Deno.test("e2e: list prints a header and one row per message; --json one meta pe
   assert.deepEqual(metas, stored.map((m) => m.meta), "--json prints the stored .json objects");
   assert.equal(metas[1]!.mailFrom, "");
   assert.equal(metas[1]!.headers.subject, "Grüße");
+
+  // A .json that holds no metadata: skipped, one warning line, still exit 0.
+  const torn = id2.slice(0, -1) + (id2.endsWith("Z") ? "Y" : "Z");
+  await Deno.writeTextFile(`${server.spool}/${torn}.json`, '{"id": "');
+  const skipping = await runCli(["list", "--spool", server.spool]);
+  assert.equal(skipping.code, 0, skipping.stderr);
+  assert.deepEqual(lines(skipping.stdout), rows);
+  assert.deepEqual(lines(skipping.stderr), [
+    `smtpd: list: skipped ${torn}: unreadable metadata (not valid JSON)`,
+  ]);
+  const shown = await runCli(["show", torn, "--spool", server.spool]);
+  assert.equal(shown.code, 1, shown.stderr);
+  assert.deepEqual(lines(shown.stderr), [
+    `smtpd: message "${torn}" has unreadable metadata (not valid JSON)`,
+  ]);
 });
 
 Deno.test("e2e: list on an empty spool prints nothing and exits 0", async () => {
@@ -520,6 +535,51 @@ Deno.test("e2e: send exits 1 with the server's reply on a 5xx (wrong AUTH, refus
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("e2e: send refuses a message over the server's SIZE in its own words, exit 1", async () => {
+  await using server = await startServer(["--max-size", "50"]);
+  const file = await messageFile(server.dir);
+  const size = enc.encode(SEND_MESSAGE).length;
+  const r = await runCli([
+    "send",
+    "--server",
+    `127.0.0.1:${server.port}`,
+    "--from",
+    "app@example.com",
+    "--to",
+    "bob@example.com",
+    file,
+  ]);
+  assert.equal(r.code, 1, r.stdout + r.stderr);
+  assert.equal(r.stdout, "");
+  // Not "552 5.3.4 …": no server said that.
+  assert.deepEqual(lines(r.stderr), [
+    `smtpd: send: the message is ${size} bytes; the server accepts at most 50 (SIZE)`,
+  ]);
+  assert.deepEqual(await readSpool(server.spool), []);
+});
+
+Deno.test("e2e: send refuses an address with CR LF, <, > or a space as a usage error, sending nothing", async () => {
+  await using server = await startServer();
+  const file = await messageFile(server.dir);
+  const injected = "ok@y>\r\nRCPT TO:<ok2@y";
+  for (const [flag, value] of [["--to", injected], ["--from", "a b@example.com"]] as const) {
+    const args = ["send", "--server", `127.0.0.1:${server.port}`, "--from", "a@example.com"];
+    const r = await runCli([
+      ...args,
+      "--to",
+      "bob@example.com",
+      flag,
+      value,
+      file,
+    ]);
+    assert.equal(r.code, 2, r.stdout + r.stderr);
+    assert.equal(lines(r.stderr).length, 1, r.stderr);
+    assert.ok(r.stderr.startsWith(`smtpd: ${flag}: `), r.stderr);
+  }
+  assert.deepEqual(await readSpool(server.spool), []);
+  assert.doesNotMatch(server.stderr(), /connection opened/, "never connected");
 });
 
 /** A port that was free a moment ago (for tools that cannot take port 0). */

@@ -5,8 +5,9 @@
  */
 
 import assert from "node:assert/strict";
-import { ehloed, runCli, started } from "../helpers/launcher.ts";
+import { ehloed, repoPath, runCli, runFlags, started } from "../helpers/launcher.ts";
 import { queuedId, stuff, transaction } from "../helpers/raw_client.ts";
+import { findOnPath } from "../helpers/clients.ts";
 
 /** A user error is one line on stderr, and never a stack trace (SPEC §2). */
 function assertOneLine(stderr: string, mustMention: RegExp): void {
@@ -146,6 +147,77 @@ Deno.test({
   },
 });
 
+/**
+ * Root writes anywhere (CAP_DAC_OVERRIDE), so as root the server runs without
+ * that capability: directory permissions count again, and it still reads
+ * Deno's cache under /root (`runuser -u nobody` could not, and would download
+ * the npm packages again).
+ */
+const DROP_DAC = [
+  "--inh-caps=-dac_override,-dac_read_search",
+  "--bounding-set=-dac_override,-dac_read_search",
+];
+const SETPRIV = Deno.build.os === "windows" ? null : findOnPath("setpriv");
+
+Deno.test({
+  name:
+    "e2e: a spool directory that cannot be written exits 1 at start-up, even with a writable .tmp/",
+  ignore: Deno.build.os === "windows",
+  fn: async () => {
+    const root = Deno.uid() === 0;
+    if (root && !SETPRIV) {
+      Deno.stderr.writeSync(
+        new TextEncoder().encode(
+          "skip unwritable-spool start-up check: running as root without setpriv(1)\n",
+        ),
+      );
+      return;
+    }
+    const dir = await Deno.makeTempDir({ prefix: "smtpd-e2e-" });
+    const spool = `${dir}/spool`;
+    try {
+      await Deno.mkdir(`${spool}/.tmp`, { recursive: true });
+      await Deno.chmod(`${spool}/.tmp`, 0o777);
+      if (root) await Deno.chown(spool, 65534, null); // nobody's: 755 bars everyone else
+      await Deno.chmod(spool, root ? 0o755 : 0o555);
+      const serverArgs = [
+        "run",
+        ...runFlags(),
+        repoPath("main.ts"),
+        "--listen",
+        "127.0.0.1:0",
+        "--spool",
+        spool,
+        "--ready-file",
+        `${dir}/ready.json`,
+      ];
+      const env = Object.fromEntries(
+        Object.entries(Deno.env.toObject()).filter(([k]) => !k.startsWith("SMTPD_")),
+      );
+      // A server that starts anyway runs until this kills it.
+      const out = await new Deno.Command(root ? SETPRIV! : Deno.execPath(), {
+        args: root ? [...DROP_DAC, "--", Deno.execPath(), ...serverArgs] : serverArgs,
+        env: { ...env, NO_COLOR: "1" },
+        clearEnv: true,
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+        signal: AbortSignal.timeout(30_000),
+      }).output();
+      const stderr = new TextDecoder().decode(out.stderr);
+      assert.equal(out.code, 1, stderr);
+      assertOneLine(stderr, new RegExp(`spool directory "${spool}"`));
+      await assert.rejects(Deno.stat(`${dir}/ready.json`), Deno.errors.NotFound);
+      const names: string[] = [];
+      for await (const e of Deno.readDir(spool)) names.push(e.name);
+      assert.deepEqual(names, [".tmp"], "no probe left behind");
+    } finally {
+      await Deno.chmod(spool, 0o755).catch(() => {});
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
 Deno.test("e2e: a ready file that cannot be written exits 1 with one line, leaving nothing", async () => {
   const dir = await Deno.makeTempDir({ prefix: "smtpd-e2e-" });
   try {
@@ -163,4 +235,63 @@ Deno.test("e2e: a ready file that cannot be written exits 1 with one line, leavi
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("e2e: a --timeout or fault delay past 2^31-1 ms is clamped: it waits, and warns nothing", async (t) => {
+  // Past ~596 h a timer overflows: it fired after 1 ms, with a warning on stderr each time.
+  for (const extra of [[], ["--tls-self-signed"]]) {
+    await t.step(extra.length === 0 ? "native sockets" : "node:net sockets (TLS)", async () => {
+      await using s = await ehloed([
+        ...extra,
+        "--timeout",
+        "1000h",
+        "--fault",
+        "connect#2 delay 1000h",
+        "--fault",
+        "mail~^slow@ delay 1000h",
+      ]);
+      // Idle well past the 1 ms the overflowed timer would have waited.
+      await new Promise((r) => setTimeout(r, 1500));
+      assert.match((await s.client.command("NOOP")).raw, /^250 /, "still open after 1.5 s idle");
+      await s.client.send("MAIL FROM:<slow@example.com>\r\n");
+      await assert.rejects(s.client.readReply(1000), /no line within/);
+      await using late = await s.server.connect();
+      await assert.rejects(late.readReply(1000), /no line within/);
+      const stderr = s.server.stderr();
+      assert.doesNotMatch(stderr, /TimeoutOverflowWarning|does not fit/);
+      assert.doesNotMatch(stderr, /4\.4\.2|timed out/i);
+    });
+  }
+});
+
+Deno.test("e2e: --listen with an impossible host is a usage error; an unknown name a run-time one", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "smtpd-e2e-" });
+  try {
+    const spool = ["--spool", `${dir}/spool`];
+    for (const bad of ["*:41160", "a/b:41160", ":41160", "a b:41160"]) {
+      const r = await runCli(["--listen", bad, ...spool]);
+      assert.equal(r.code, 2, `${bad}: ${r.stderr}`);
+      assertOneLine(r.stderr, /^smtpd: --listen: /);
+    }
+    // It might exist somewhere: only the resolver can tell (RFC 6761 keeps .invalid unresolvable).
+    const unknown = await runCli(["--listen", "no-such-host.invalid:0", ...spool]);
+    assert.equal(unknown.code, 1, unknown.stderr);
+    assertOneLine(unknown.stderr, /cannot listen on no-such-host\.invalid:0/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("e2e: --tls-self-signed with --tls-cert/--tls-key exits 2 with one line naming both", async () => {
+  const r = await runCli([
+    "--listen",
+    "127.0.0.1:0",
+    "--tls-cert",
+    "cert.pem",
+    "--tls-key",
+    "key.pem",
+    "--tls-self-signed",
+  ]);
+  assert.equal(r.code, 2, r.stderr);
+  assertOneLine(r.stderr, /^smtpd: --tls-self-signed: .*--tls-cert\/--tls-key/);
 });

@@ -5,7 +5,7 @@
  */
 
 import assert from "node:assert/strict";
-import { assertStored, ehloed, readSpool, started } from "../helpers/launcher.ts";
+import { assertStored, ehloed, readSpool, runCli, started } from "../helpers/launcher.ts";
 import { queuedId, RawClient, stuff, transaction } from "../helpers/raw_client.ts";
 
 /** An id of the form the spool writes (26 Crockford base32 characters). */
@@ -148,4 +148,45 @@ Deno.test("e2e: two servers sharing one spool never reuse an id", async () => {
   }
   // Ids sort in order of receipt, also across the two servers' clocks.
   assert.deepEqual([...ids].sort(), ids);
+});
+
+Deno.test("e2e: a stale ready file is removed at start-up, also when start-up then fails", async () => {
+  await using running = await started();
+  const dir = await Deno.makeTempDir({ prefix: "smtpd-e2e-stale-" });
+  try {
+    const ready = `${dir}/ready.json`;
+    const stale = JSON.stringify({
+      pid: 1,
+      listeners: [{ address: "127.0.0.1", port: running.port, tls: false }],
+    });
+    const cases: [string[], number][] = [
+      [["--listen", `127.0.0.1:${running.port}`], 1], // port in use
+      [["--listen", "127.0.0.1:0", "--fault", "nonsense"], 2], // refused by serve()
+    ];
+    for (const [args, code] of cases) {
+      await Deno.writeTextFile(ready, stale);
+      const r = await runCli([...args, "--spool", `${dir}/spool`, "--ready-file", ready]);
+      assert.equal(r.code, code, r.stderr);
+      await assert.rejects(Deno.stat(ready), Deno.errors.NotFound, `${args}: stale file kept`);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("e2e: the ready file and the listening line give the address bound, not the name", async (t) => {
+  for (const extra of [[], ["--tls-self-signed"]]) {
+    await t.step(extra.length === 0 ? "native listener" : "node:net listener (TLS)", async () => {
+      await using server = await started(["--listen", "localhost:0", ...extra]);
+      const [l] = server.ready.listeners;
+      assert.ok(l);
+      assert.match(l.address, /^(127\.0\.0\.1|::1)$/, "numeric, as bound");
+      const line = await server.waitForStderr(/listening .*/);
+      const bound = l.address.includes(":") ? `[${l.address}]:${l.port}` : `${l.address}:${l.port}`;
+      assert.ok(line[0].includes(bound), line[0]);
+      assert.ok(!line[0].includes("localhost"), line[0]);
+      await using c = await RawClient.connect(l.port, l.address);
+      assert.equal((await c.readReply()).code, 220);
+    });
+  }
 });

@@ -26,6 +26,7 @@ Deno.test("parseCommandLine defaults to serve with no options set", () => {
 });
 
 Deno.test("parseCommandLine maps every serve flag to its ServeOptions key", () => {
+  // --tls-self-signed, which excludes --tls-cert, is in the next two tests.
   const options = serve([
     "--spool=/tmp/mail",
     "--listen",
@@ -40,7 +41,6 @@ Deno.test("parseCommandLine maps every serve flag to its ServeOptions key", () =
     "c.pem",
     "--tls-key",
     "k.pem",
-    "--tls-self-signed",
     "--require-tls",
     "--auth-file",
     "users.txt",
@@ -84,7 +84,6 @@ Deno.test("parseCommandLine maps every serve flag to its ServeOptions key", () =
     hostname: "mx.test",
     tlsCert: "c.pem",
     tlsKey: "k.pem",
-    tlsSelfSigned: true,
     requireTls: true,
     authFile: "users.txt",
     requireAuth: true,
@@ -211,9 +210,19 @@ Deno.test("parseCommandLine names the flag and the problem in each usage error",
       '--timeout: Cannot parse "5 minutes": expected a duration like 250ms, 30s, 5m or 1h',
     ],
     [["--timeout", "0s"], '--timeout: Cannot use "0s": expected a duration above 0'],
+    // A bare 0 parses as a duration, but an idle limit of nothing is no limit a server can keep.
+    [["--timeout", "0"], '--timeout: Cannot use "0": expected a duration above 0'],
     [
       ["--listen", "localhost"],
       '--listen: Cannot parse "localhost": expected HOST:PORT, e.g. 127.0.0.1:1025 or [::1]:1025',
+    ],
+    [
+      ["--listen", "*:41160"],
+      '--listen: Cannot use "*:41160": "*" is not a host name or address',
+    ],
+    [
+      ["--listen-tls", "a/b:465", "--tls-self-signed"],
+      '--listen-tls: Cannot use "a/b:465": "a/b" is not a host name or address',
     ],
     [
       ["--listen", "127.0.0.1:70000"],
@@ -232,6 +241,10 @@ Deno.test("parseCommandLine names the flag and the problem in each usage error",
     [["--tls-key", "k.pem"], "--tls-key: needs --tls-cert as well"],
     [["--require-tls"], "--require-tls: needs --tls-cert and --tls-key, or --tls-self-signed"],
     [
+      ["--tls-cert", "c.pem", "--tls-key", "k.pem", "--tls-self-signed"],
+      "--tls-self-signed: cannot be combined with --tls-cert/--tls-key",
+    ],
+    [
       ["--listen-tls", "127.0.0.1:465"],
       "--listen-tls: needs --tls-cert and --tls-key, or --tls-self-signed",
     ],
@@ -247,6 +260,18 @@ Deno.test("parseCommandLine names the flag and the problem in each usage error",
   for (const [argv, expected] of cases) assert.equal(usage(argv), expected, argv.join(" "));
 });
 
+Deno.test("parseCommandLine: a flag given twice takes its last value; flags beat variables", () => {
+  const options = serve(
+    ["--max-size", "1KB", "--max-size", "2KB", "--timeout", "1s", "--timeout=2s"],
+    { SMTPD_MAX_SIZE: "3KB", SMTPD_HOSTNAME: "env.test" },
+  );
+  assert.equal(options.maxSize, 2000);
+  assert.equal(options.timeout, 2000);
+  assert.equal(options.hostname, "env.test");
+  const wait = parseCommandLine(["wait", "--timeout", "1s", "--timeout", "0"], {});
+  assert.equal((wait as { timeoutMs: number }).timeoutMs, 0);
+});
+
 Deno.test("parseCommandLine names the variable in a bad variable's error", () => {
   assert.equal(
     usage([], { SMTPD_MAX_SIZE: "10XB" }),
@@ -260,10 +285,17 @@ Deno.test("parseCommandLine names the variable in a bad variable's error", () =>
     usage([], { SMTPD_TLS_CERT: "c.pem" }),
     "--tls-cert: needs --tls-key as well",
   );
+  assert.equal(
+    usage(["--tls-cert", "c.pem", "--tls-key", "k.pem"], { SMTPD_TLS_SELF_SIGNED: "1" }),
+    "--tls-self-signed: cannot be combined with --tls-cert/--tls-key",
+  );
 });
 
 Deno.test("parseCommandLine accepts TLS flags in pairs or self-signed", () => {
-  assert.equal(serve(["--tls-self-signed", "--require-tls"]).requireTls, true);
+  assert.deepEqual(serve(["--tls-self-signed", "--require-tls"]), {
+    tlsSelfSigned: true,
+    requireTls: true,
+  });
   assert.deepEqual(serve(["--tls-cert", "c", "--tls-key", "k", "--listen-tls", "127.0.0.1:0"]), {
     listenTls: ["127.0.0.1:0"],
     tlsCert: "c",
@@ -277,6 +309,7 @@ Deno.test("parseCommandLine answers --help and --version for any command", () =>
   assert.deepEqual(parseCommandLine(["wait", "--help"], {}), { command: "help", topic: "wait" });
   assert.deepEqual(parseCommandLine(["help", "send"], {}), { command: "help", topic: "send" });
   assert.deepEqual(parseCommandLine(["help"], {}), { command: "help", topic: "serve" });
+  assert.deepEqual(parseCommandLine(["help", "help"], {}), { command: "help", topic: "serve" });
   assert.deepEqual(parseCommandLine(["--version"], {}), { command: "version" });
   assert.deepEqual(parseCommandLine(["list", "--version"], {}), { command: "version" });
 });
@@ -348,10 +381,14 @@ Deno.test("parseCommandLine parses wait filters, count and timeout", () => {
       timeoutText: "1500ms",
     },
   );
-  assert.equal(
-    (parseCommandLine(["wait", "--timeout", "0s"], {}) as { timeoutMs: number }).timeoutMs,
-    0,
-  );
+  for (const zero of ["0s", "0"]) {
+    // `smtpd help wait`: 0 looks once.
+    assert.equal(
+      (parseCommandLine(["wait", "--timeout", zero], {}) as { timeoutMs: number }).timeoutMs,
+      0,
+      zero,
+    );
+  }
   assert.equal(
     usage(["wait", "--count", "0"]),
     '--count: Cannot parse "0": expected a positive whole number',
@@ -368,6 +405,11 @@ Deno.test("parseCommandLine parses purge with and without --older-than", () => {
     olderThanMs: 3_600_000,
   });
   assert.match(usage(["purge", "--older-than", "old"]), /^--older-than: Cannot parse "old"/);
+  assert.deepEqual(parseCommandLine(["purge", "--older-than", "0"], {}), {
+    command: "purge",
+    spool: "./spool",
+    olderThanMs: 0,
+  });
 });
 
 Deno.test("parseCommandLine parses send with every flag", () => {
@@ -466,6 +508,41 @@ Deno.test("parseCommandLine refuses an incomplete or contradictory send", () => 
     /^--server: Cannot parse/,
   );
   assert.equal(usage(["send", ...ok, "a.eml", "b.eml"]), 'unexpected argument "b.eml"');
+  // CR LF would end RCPT TO:<…> and start a command of the user's making.
+  const base = ["send", "--server", "h:25"];
+  const cases: [string, string][] = [
+    ["--to", "ok@y>\r\nRCPT TO:<ok2@y"],
+    ["--to", "a@b\nDATA"],
+    ["--to", "a\0@b"],
+    ["--to", "a b@c"],
+    ["--to", "<a@b>>"],
+    ["--from", "a@b>\r\nRSET"],
+    ["--from", "x<y@z"],
+    ["--from", "a\t@b"],
+  ];
+  for (const [flag, value] of cases) {
+    const args = flag === "--to" ? [...base, "--from", "a@x", "--to", value] : [
+      ...base,
+      "--to",
+      "b@x",
+      "--from",
+      value,
+    ];
+    assert.equal(
+      usage(args),
+      `${flag}: Cannot use ${
+        JSON.stringify(value)
+      }: an address holds no space, control character, < or >`,
+      JSON.stringify(value),
+    );
+  }
+  for (const zero of ["0", "0s"]) {
+    // A zero limit could never connect.
+    assert.equal(
+      usage(["send", ...ok, "--timeout", zero]),
+      `--timeout: Cannot use "${zero}": expected a duration above 0`,
+    );
+  }
 });
 
 Deno.test("envName upper-cases and replaces dashes", () => {

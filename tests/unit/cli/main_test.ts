@@ -86,6 +86,9 @@ Deno.test("run prints the version and help, exit 0", async () => {
   const help = capture();
   assert.equal(await run(["--help"], {}, help), 0);
   assert.match(help.out, /^Usage: smtpd \[serve\] \[flags\]/);
+  const helpHelp = capture();
+  assert.equal(await run(["help", "help"], {}, helpHelp), 0);
+  assert.equal(helpHelp.out, help.out);
   for (const command of ["list", "show", "wait", "purge", "send"]) {
     const text = capture();
     assert.equal(await run([command, "--help"], {}, text), 0);
@@ -126,15 +129,62 @@ Deno.test("run list prints nothing for a missing spool", async () => {
   assert.equal(io.err, "");
 });
 
-Deno.test("run list prints a header and one row per message, oldest first", async () => {
+Deno.test("run list prints one row per message, oldest first; a header only on a terminal", async () => {
   await withSpool(async (dir) => {
-    const io = capture();
-    assert.equal(await run(["list"], { SMTPD_SPOOL: dir }, io), 0);
-    const lines = io.out.trimEnd().split("\n");
+    // SPEC §2 "one line per message": `smtpd list | wc -l` counts messages.
+    const piped = capture();
+    assert.equal(await run(["list"], { SMTPD_SPOOL: dir }, piped), 0);
+    const rows = piped.out.trimEnd().split("\n");
+    assert.equal(rows.length, 2, piped.out);
+    assert.match(rows[0]!, new RegExp(`^${ID_1} .* bob@example\\.com +First +5$`));
+    assert.match(rows[1]!, new RegExp(`^${ID_2} .* carol@example\\.org +Second +5$`));
+    const terminal = { ...capture(), stdoutIsTerminal: true };
+    let out = "";
+    terminal.stdout = (text) => void (out += text);
+    assert.equal(await run(["list"], { SMTPD_SPOOL: dir }, terminal), 0);
+    const lines = out.trimEnd().split("\n");
     assert.equal(lines.length, 3);
     assert.match(lines[0]!, /^ID +RECEIVED +FROM +TO +SUBJECT +SIZE$/);
-    assert.match(lines[1]!, new RegExp(`^${ID_1} .* bob@example\\.com +First +5$`));
-    assert.match(lines[2]!, new RegExp(`^${ID_2} .* carol@example\\.org +Second +5$`));
+    assert.deepEqual(lines.slice(1), rows);
+  });
+});
+
+Deno.test("run list skips a .json without valid metadata with one warning each, exit 0", async () => {
+  await withSpool(async (dir) => {
+    const torn = "01KAQ3Z9X7M4N5P6Q7R8S9T0VW";
+    const empty = "01KAQ3Z9XAM4N5P6Q7R8S9T0VW";
+    await Deno.writeTextFile(`${dir}/${torn}.json`, '{ "id": "01KA');
+    await Deno.writeTextFile(`${dir}/${empty}.json`, "");
+    for (const json of [false, true]) {
+      const io = capture();
+      assert.equal(await run(["list", "--spool", dir, ...(json ? ["--json"] : [])], {}, io), 0);
+      assert.equal(io.out.trimEnd().split("\n").length, 2, io.out);
+      assert.equal(
+        io.err,
+        `smtpd: list: skipped ${torn}: unreadable metadata (not valid JSON)\n` +
+          `smtpd: list: skipped ${empty}: unreadable metadata (empty file)\n`,
+      );
+    }
+  });
+});
+
+Deno.test("run show of a message whose .json holds no valid metadata says so, exit 1", async () => {
+  await withSpool(async (dir) => {
+    await Deno.writeTextFile(`${dir}/${ID_1}.json`, '{"id":"x"}');
+    for (const extra of [[], ["--meta"]]) {
+      const io = capture();
+      assert.equal(await run(["show", ID_1, "--spool", dir, ...extra], {}, io), 1);
+      assert.equal(
+        io.err,
+        `smtpd: message "${ID_1}" has unreadable metadata ` +
+          "(required fields missing or of the wrong type)\n",
+      );
+      assert.equal(io.out, "");
+    }
+    // latest is the newest readable message.
+    const latest = capture();
+    assert.equal(await run(["show", "latest", "--spool", dir], {}, latest), 0);
+    assert.deepEqual([...latest.bytes[0]!], [0x00, 0xff, 0x0d, 0x0a]);
   });
 });
 
@@ -206,6 +256,12 @@ Deno.test("run wait exits 1 with a one-line reason on time-out", async () => {
       1,
     );
     assert.equal(none.err, "smtpd: wait: timed out after 0s: 0 of 1 messages matched\n");
+    const bare = capture();
+    assert.equal(
+      await run(["wait", "--spool", dir, "--count", "2", "--timeout", "0"], {}, bare),
+      0,
+    );
+    assert.equal(bare.out, `${ID_1}\n${ID_2}\n`, "0 looks once");
   });
 });
 

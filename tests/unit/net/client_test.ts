@@ -306,12 +306,24 @@ Deno.test("sendMail refuses locally when the message is larger than the advertis
   await withFake({ ehlo: ["fake.test", "SIZE 100"] }, async (fake) => {
     const error = await sendMail(base(fake, { size: 200 })).catch((e) => e);
     assert.ok(error instanceof SendError);
-    assert.equal(error.code, 552);
-    assert.match(
+    // Our own refusal: code 0, worded so that it cannot pass for a server's reply.
+    assert.equal(error.code, 0);
+    assert.equal(
       error.message,
-      /^552 5\.3\.4 Message is 200 bytes; 127\.0\.0\.1:\d+ accepts at most 100$/,
+      "the message is 200 bytes; the server accepts at most 100 (SIZE)",
     );
     assert.deepEqual(fake.transcript, ["EHLO localhost", "QUIT"]);
+  });
+});
+
+Deno.test("sendMail refuses an address that would end its command line, sending nothing", async () => {
+  await withFake({}, async (fake) => {
+    for (const bad of [{ to: ["ok@y>\r\nRCPT TO:<ok2@y"] }, { from: "a@b\r\nRSET" }]) {
+      const error = await sendMail(base(fake, bad)).catch((e) => e);
+      assert.ok(error instanceof SendError, String(error));
+      assert.match(error.message, /^Cannot use address ".*": it holds a space/);
+    }
+    assert.deepEqual(fake.transcript, []);
   });
 });
 
@@ -480,6 +492,22 @@ Deno.test("sendMail times out on a server that never greets", async () => {
     const error = await sendMail(base(fake, { timeoutMs: 200, insecure: true })).catch((e) => e);
     assert.ok(error instanceof SendError);
     assert.equal(error.message, "timed out after 0.2s waiting for the server before its greeting");
+  });
+});
+
+Deno.test("sendMail clamps a time-out past 2^31-1 ms instead of timing out at once", async () => {
+  // An overflowed timer fires after 1 ms: the greeting wait would have failed at once.
+  await withFake({ mute: true }, async (fake) => {
+    let settled = false;
+    const sending = sendMail(base(fake, { timeoutMs: 1000 * 3_600_000 }))
+      .catch((e) => e)
+      .finally(() => (settled = true));
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(settled, false, "still waiting for the greeting");
+    await fake.close();
+    const error = await sending;
+    assert.ok(error instanceof SendError);
+    assert.doesNotMatch(error.message, /timed out/);
   });
 });
 

@@ -32,6 +32,7 @@ const PARSES: [string, Parsed][] = [
   ],
   ["mail delay 2s", { stage: "mail", action: { type: "delay", ms: 2000 } }],
   ["mail delay 250ms", { stage: "mail", action: { type: "delay", ms: 250 } }],
+  ["mail delay 0", { stage: "mail", action: { type: "delay", ms: 0 } }],
   [
     "connect 421 4.3.2 Not now",
     {

@@ -69,7 +69,39 @@ Deno.test("SpoolReader lists complete messages in id order and filters them", as
     assert.deepEqual(ids3(await collect(reader.list({ subject: "reset" }))), [b.id]);
     assert.deepEqual(ids3(await collect(reader.list({ from: "alice", subject: "reset" }))), []);
     assert.deepEqual(ids3(await collect(reader.list({ subject: "" }))), [a.id, b.id]);
+    const skipped: string[] = [];
+    const onUnreadable = (id: string, reason: string) => skipped.push(`${id}: ${reason}`);
+    assert.deepEqual(ids3(await collect(reader.list(undefined, { onUnreadable }))), [
+      a.id,
+      b.id,
+      c.id,
+    ]);
+    assert.deepEqual(skipped, ["01ARZ3NDEKTSV4RRFFQ69G5FAV: not valid JSON"]);
     await pending.abort();
+  });
+});
+
+Deno.test("SpoolReader.read tells a missing message from one whose .json is not valid", async () => {
+  await withSpool(async (dir, spool) => {
+    const reader = new SpoolReader(dir);
+    const a = await store(spool, "a@x", ["b@x"], "Subject: one");
+    const b = await store(spool, "a@x", ["b@x"], "Subject: two");
+    assert.deepEqual(await reader.read(a.id), { status: "ok", meta: a });
+    assert.deepEqual(await reader.read("01ARZ3NDEKTSV4RRFFQ69G5FAV"), { status: "missing" });
+    assert.deepEqual(await reader.read("../x"), { status: "missing" });
+    const cases: [string, string][] = [
+      ["", "empty file"],
+      ["{ torn", "not valid JSON"],
+      ['{"id": 1}', "required fields missing or of the wrong type"],
+      [JSON.stringify(a), "its id is another message's"],
+    ];
+    for (const [text, reason] of cases) {
+      await Deno.writeTextFile(`${dir}/${b.id}.json`, text);
+      assert.deepEqual(await reader.read(b.id), { status: "unreadable", reason }, text);
+      assert.equal(await reader.meta(b.id), null);
+      // latest is the newest readable message.
+      assert.deepEqual(await reader.read("latest"), { status: "ok", meta: a });
+    }
   });
 });
 
