@@ -486,7 +486,7 @@ Deno.test("e2e tls: plain text on the TLS port is logged once and the server kee
   // The server gives up on the handshake and closes (a TLS alert may precede the close).
   await poll("server closes the plaintext client", 10_000, () => raw.closed || undefined);
   assert.ok(!/^\d{3}[ -]/m.test(raw.transcript), `no SMTP reply in plain text: ${raw.transcript}`);
-  const line = await t.server.waitForStderr(/^.*INFO  tls handshake failed.*$/im);
+  const line = await t.server.waitForStderr(/^.*INFO {2}tls handshake failed.*$/im);
   await t.server.waitForStderr(/connection closed conn=1 .*reason="tls handshake failed" ms=\d+/);
   const added = t.server.stderr().split("\n").slice(before - 1).filter((l) => l.trim() !== "");
   // One line about the failure, between the opened and closed lines every connection gets.
