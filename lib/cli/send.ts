@@ -4,7 +4,14 @@
  * @module
  */
 
-import { parseDuration, parseHostPort, SendError, sendMail, type SendOptions } from "../mod.ts";
+import {
+  isSendableAddress,
+  parseDuration,
+  parseHostPort,
+  SendError,
+  sendMail,
+  type SendOptions,
+} from "../mod.ts";
 import { checked, EXIT_FAILURE, EXIT_OK, RunError, UsageError } from "./errors.ts";
 import type { Values } from "./flags.ts";
 import type { Io } from "./main.ts";
@@ -27,17 +34,12 @@ export interface SendFlags {
   timeoutMs: number;
 }
 
-/**
- * Characters that cannot be in an address sent as `<address>`: CR and LF would
- * inject a command, `<` and `>` end the path, spaces and controls end it early.
- */
-const UNSAFE_ADDRESS_REGEXP = /[\p{Cc}\s<>]/u;
-
 /** `<a@b>` → `a@b`, `<>` → `""`: users paste addresses either way. */
 function address(label: string, value: string): string {
   const match = /^<(.*)>$/s.exec(value.trim());
   const bare = match ? match[1]! : value.trim();
-  if (UNSAFE_ADDRESS_REGEXP.test(bare)) {
+  // Checked here too, so that the usage error names the flag (exit 2).
+  if (!isSendableAddress(bare)) {
     throw new UsageError(
       `Cannot use ${JSON.stringify(value)}: an address holds no space, control character, < or >`,
       label,

@@ -189,6 +189,16 @@ async function* chunks(message: SendOptions["message"]): AsyncIterable<Uint8Arra
  */
 const UNSAFE_ADDRESS_REGEXP = /[\p{Cc}\s<>]/u;
 
+/**
+ * Whether `address` can be sent as `<address>` (see {@linkcode sendMail}).
+ *
+ * @param address A mailbox without angle brackets (`""` for the null path).
+ * @returns False when it holds a space, a control character, `<` or `>`.
+ */
+export function isSendableAddress(address: string): boolean {
+  return !UNSAFE_ADDRESS_REGEXP.test(address);
+}
+
 function reversePath(address: string): string {
   return address === "" || address === "<>" ? "<>" : `<${address}>`;
 }
@@ -235,7 +245,7 @@ export async function sendMail(options: SendOptions): Promise<SendResult> {
   if (options.to.length === 0) throw new SendError(0, "no recipients");
   if (options.tls && options.starttls) throw new SendError(0, "choose tls or starttls, not both");
   for (const address of [options.from === "<>" ? "" : options.from, ...options.to]) {
-    if (UNSAFE_ADDRESS_REGEXP.test(address)) {
+    if (!isSendableAddress(address)) {
       throw new SendError(
         0,
         `Cannot use address ${
