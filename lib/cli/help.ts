@@ -38,7 +38,8 @@ Flags (each also read from SMTPD_<FLAG>, e.g. SMTPD_MAX_SIZE; a flag wins over i
   --log-file FILE          log here instead of stderr
   --ready-file FILE        once listening, write {"pid":…,"listeners":[…]} here
   --exit-after N           exit 0 after N stored messages
-  --threads N              serving threads, 1 (default) or 2 (Linux; see the README)
+  --threads N              serving threads, 1 or 2 (Linux; default 2 with --no-fsync
+                           on 2 or more CPUs, else 1; see the README)
   --accept-rcpt REGEX      only these recipients (JavaScript RegExp); repeatable
   --fault RULE             deterministic failure, e.g. 'rcpt~^bounce@ 550 5.1.1 No such user',
                            'data#3 451 4.3.0 Try again later', 'mail delay 2s'; repeatable

@@ -69,7 +69,8 @@ export interface ServeOptions {
   /** Install SIGINT/SIGTERM handlers (the CLI sets this; library users usually don't). */
   handleSignals?: boolean;
   /**
-   * Serving threads, 1 (the default) or 2. With 2, on Linux under
+   * Serving threads, 1 or 2; unset: 2 with `noFsync` on a machine of two
+   * or more CPUs, else 1 (threads.ts). With 2, on Linux under
    * `--unstable-net`, a second thread serves the same ports and spool when
    * nothing needs one thread (no TLS, `exitAfter`, `faults`,
    * `onMessageCommand` or callbacks); otherwise one thread serves. More

