@@ -280,6 +280,11 @@ export class SessionHandler implements ConnectionHandler {
       conn: this.#conn,
       error: e instanceof Error ? e.message : String(e),
     });
+    if (!full) {
+      void this.#ctx.spool.repair().then((recreated) => {
+        if (recreated) this.#ctx.logger.warn("spool recreated", { spool: this.#ctx.spool.dir });
+      }, () => {}); // a repair that fails leaves the 451s as they are
+    }
     return full ? REPLY_DISK_FULL : REPLY_SPOOL_UNWRITABLE;
   }
 

@@ -177,7 +177,9 @@ export class SpoolWriter {
   readonly #commits = { inFlight: 0 };
   #closed = false;
 
-  readonly #lock: Deno.FsFile;
+  #lock: Deno.FsFile;
+  /** A {@linkcode repair} under way: concurrent failures share it. */
+  #repairing: Promise<boolean> | null = null;
 
   private constructor(
     options: SpoolWriterOptions & { dir: string },
@@ -297,6 +299,50 @@ export class SpoolWriter {
   }
 
   /**
+   * Recreates the spool and its `.tmp/` when they were removed while the
+   * server runs (a mailbox cleared with `rm -rf`), and takes the shared lock
+   * again in the new `.tmp/`, so another server's start-up recovery still
+   * sees this one. The message that found them gone got its 451 and the
+   * client retries it; the next one is stored. Any other failure (a spool
+   * made read-only, a full disk) is left as it is.
+   *
+   * @returns True when the directories were recreated.
+   */
+  repair(): Promise<boolean> {
+    this.#repairing ??= this.#recreate().finally(() => this.#repairing = null);
+    return this.#repairing;
+  }
+
+  async #recreate(): Promise<boolean> {
+    if (this.#closed || await exists(this.#tmp)) return false;
+    let lock: Deno.FsFile | undefined;
+    try {
+      await Deno.mkdir(this.#tmp, { recursive: true });
+      lock = await Deno.open(joinPath(this.#tmp, LOCK_FILE), {
+        read: true,
+        write: true,
+        create: true,
+      });
+      await lock.lock(false);
+    } catch {
+      lock?.close();
+      return false; // still broken: the next failure tries again
+    }
+    if (this.#closed) {
+      lock.close();
+      return false;
+    }
+    const old = this.#lock; // its file went with the old .tmp/
+    this.#lock = lock;
+    try {
+      old.close();
+    } catch {
+      // Already closed: nothing held.
+    }
+    return true;
+  }
+
+  /**
    * Stops accepting new messages and waits (up to 10 s, for an fsync that
    * hangs) for commits and directory fsyncs in flight: the lock is released
    * last, or another server's start-up recovery could remove the `.eml` of a
@@ -312,6 +358,16 @@ export class SpoolWriter {
     await this.#dirSync.idle();
     this.#hashWorker.close();
     this.#lock.close();
+  }
+}
+
+/** Whether `path` exists; false only when it certainly does not. */
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch (e: unknown) {
+    return !(e instanceof Deno.errors.NotFound);
   }
 }
 

@@ -1,7 +1,7 @@
 /**
  * Configuration and failure surfaces (SPEC §2, §4, §5): SMTPD_* variables,
  * exit codes with one-line errors, JSON logs, and a spool that stops being
- * writable while the server runs.
+ * writable, or is removed, while the server runs.
  */
 
 import assert from "node:assert/strict";
@@ -146,6 +146,28 @@ Deno.test({
     assert.deepEqual(await s.server.messages(), []);
   },
 });
+
+for (const flags of [[], ["--no-fsync", "--threads", "1"]]) {
+  Deno.test({
+    name: `e2e: a spool removed while the server runs is recreated after one 451 ${
+      flags.join(" ")
+    }`,
+    // Windows refuses to remove a directory holding the server's open lock file.
+    ignore: Deno.build.os === "windows",
+    fn: async () => {
+      await using s = await ehloed(flags);
+      const body = stuff("Subject: again\r\n\r\nx\r\n");
+      queuedId(await transaction(s.client, "a@example.com", ["b@example.com"], body));
+      await Deno.remove(s.server.spool, { recursive: true });
+      const lost = await transaction(s.client, "a@example.com", ["b@example.com"], body);
+      assert.match(lost.raw, /^451 4\.3\.0/);
+      await s.server.waitForStderr(/spool recreated/);
+      const id = queuedId(await transaction(s.client, "a@example.com", ["b@example.com"], body));
+      assert.deepEqual((await s.server.messages()).map((m) => m.id), [id]);
+      assert.ok((await Deno.stat(`${s.server.spool}/.tmp`)).isDirectory);
+    },
+  });
+}
 
 /**
  * Root writes anywhere (CAP_DAC_OVERRIDE), so as root the server runs without

@@ -253,6 +253,28 @@ Deno.test("SpoolWriter: a spool removed underneath fails every commit with Spool
   await spool.close();
 });
 
+Deno.test("SpoolWriter.repair recreates a removed spool and its lock, and nothing else", async () => {
+  const dir = await Deno.makeTempDir();
+  const spool = await SpoolWriter.open({ dir, fsync: true });
+  assert.equal(await spool.repair(), false, "nothing to repair");
+  await Deno.remove(dir, { recursive: true });
+  // Concurrent failures share one repair.
+  assert.deepEqual(await Promise.all([spool.repair(), spool.repair()]), [true, true]);
+  assert.ok((await Deno.stat(`${dir}/.tmp/.lock`)).isFile);
+  // Another server's start-up recovery must still see this one: the lock is held again.
+  const probe = await Deno.open(`${dir}/.tmp/.lock`, { read: true, write: true });
+  assert.equal(await probe.tryLock(true), false);
+  probe.close();
+  const sink = spool.begin();
+  sink.write(enc("after"));
+  const meta = await sink.commit(input());
+  assert.equal(await Deno.readTextFile(`${dir}/${meta.id}.eml`), "after");
+  await spool.close();
+  await Deno.remove(dir, { recursive: true });
+  assert.equal(await spool.repair(), false, "a closed writer recreates nothing");
+  await assert.rejects(Deno.stat(dir), Deno.errors.NotFound);
+});
+
 for (const fsync of [false, true]) {
   for (const [what, bytes] of [["small", 1024], ["streamed", 200 * 1024]] as const) {
     Deno.test(`SpoolWriter: a failed commit of a ${what} body leaves no .eml (fsync ${fsync})`, async () => {
