@@ -6,6 +6,8 @@
  * @module
  */
 
+import { nextLineDot } from "./_line_dot.ts";
+
 const CR = 0x0d;
 const LF = 0x0a;
 const DOT = 0x2e;
@@ -34,9 +36,8 @@ const HELD_CR: Uint8Array = new Uint8Array([CR]);
  * and ends the body when CRLF follows it. Every other byte is content, so
  * bare LF and bare CR never start a line and `LF . LF`, `LF . CRLF` and
  * `CR . CR` are content (SMTP smuggling, CVE-2023-51764). The scan jumps from
- * dot to dot with `indexOf`, not from line to line: a body without dots is
- * one native scan per chunk (3.5× faster than visiting every CR for 64-octet
- * lines).
+ * one dot after an LF to the next ({@linkcode nextLineDot}, four bytes at a
+ * time), not from line to line, and never stops at a dot inside a line.
  *
  * @example Usage
  * ```ts
@@ -83,7 +84,7 @@ export class DotDecoder {
       sink(HELD_CR); // not the end after all: the CR is content
     }
     let runStart = 0;
-    for (let d = chunk.indexOf(DOT); d >= 0; d = chunk.indexOf(DOT, d + 1)) {
+    for (let d = nextLineDot(chunk, 0); d >= 0; d = nextLineDot(chunk, d + 1)) {
       if (!this.#atLineStart(chunk, d)) continue;
       if (d > runStart) sink(chunk.subarray(runStart, d));
       runStart = d + 1; // RFC 5321 §4.5.2: the line loses its first dot whatever follows
