@@ -38,6 +38,8 @@ export interface MessageOutcome {
 export interface AuthRequest {
   mechanism: AuthMechanism;
   username: string;
+  /** PLAIN's authzid when the client gave one (RFC 4616 §2). */
+  authzid?: string;
   password?: string;
   challenge?: string;
   digest?: string;

@@ -150,6 +150,12 @@ export class SessionHandler implements ConnectionHandler {
     return this.#stage("auth", request.username, () => {
       const { options, credentials } = this.#ctx;
       const onAuth = options.onAuth;
+      // RFC 4616 §2: the server checks that the user may act as the authzid.
+      // Users act as themselves only; with no users to check, anything goes.
+      const checked = onAuth !== undefined || credentials !== null;
+      if (checked && request.authzid !== undefined && request.authzid !== request.username) {
+        return REPLY_AUTH_FAILED;
+      }
       if (onAuth) {
         return this.#callback(
           "onAuth",

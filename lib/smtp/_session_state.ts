@@ -160,9 +160,18 @@ export class SessionState {
     this.mode = "command";
   }
 
+  /**
+   * Whether `--accept-rcpt` lets `address` through. Postmaster always passes
+   * (RFC 5321 §4.5.1: a server MUST support it; SPEC §4): bare, or at this
+   * server's host name, in any case.
+   */
   acceptable(address: string): boolean {
     const patterns = this.config.acceptRcpt;
     if (patterns.length === 0) return true;
+    const lower = address.toLowerCase();
+    if (lower === "postmaster" || lower === `postmaster@${this.config.hostname.toLowerCase()}`) {
+      return true;
+    }
     return patterns.some((re) => {
       // A /g or /y pattern would carry lastIndex from one test to the next.
       re.lastIndex = 0;

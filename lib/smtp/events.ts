@@ -123,6 +123,8 @@ export type SessionEvent =
     type: "auth";
     mechanism: AuthMechanism;
     username: string;
+    /** PLAIN's authzid when the client gave one (RFC 4616 §2). */
+    authzid?: string;
     password?: string;
     challenge?: string;
     digest?: string;

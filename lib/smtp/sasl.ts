@@ -21,6 +21,8 @@ export interface SaslCredentials {
   mechanism: AuthMechanism;
   /** PLAIN authcid, LOGIN user name, CRAM-MD5 user. */
   username: string;
+  /** PLAIN only, when the client asked to act as someone (RFC 4616 §2); absent when empty. */
+  authzid?: string;
   /** PLAIN and LOGIN only. */
   password?: string;
   /** CRAM-MD5 only: the challenge that was sent, before base64. */
@@ -180,10 +182,13 @@ export class SaslExchange {
     if (text === null) return MALFORMED;
     const parts = text.split("\0");
     if (parts.length !== 3 || parts[1] === "" || parts[2] === "") return MALFORMED;
-    return {
-      type: "credentials",
-      credentials: { mechanism: "PLAIN", username: parts[1]!, password: parts[2]! },
+    const credentials: SaslCredentials = {
+      mechanism: "PLAIN",
+      username: parts[1]!,
+      password: parts[2]!,
     };
+    if (parts[0] !== "") credentials.authzid = parts[0]!;
+    return { type: "credentials", credentials };
   }
 
   /** LOGIN: the user name, then the password, each base64 on its own line. */

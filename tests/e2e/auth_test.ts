@@ -195,6 +195,19 @@ Deno.test("e2e auth: PLAIN with a 334 continuation, stored as ESMTPA without TLS
   assert.equal(m!.meta.tls, null);
 });
 
+Deno.test("e2e auth: a PLAIN authzid other than the user fails against the auth file (RFC 4616 §2)", async () => {
+  await using server = await authServer({ bob: "pw1" });
+  await using c = await SmtpConn.connect(server.port);
+  await greetAndEhlo(c);
+  await expectReply(c, `AUTH PLAIN ${b64("zed\0bob\0pw1")}`, /^535 5\.7\.8 /);
+  await expectReply(c, `AUTH PLAIN ${b64("bob\0bob\0pw1")}`, /^235 2\.7\.0 /);
+  // Without an auth file any credentials succeed (SPEC §4), whatever the authzid.
+  await using open = await authServer(null);
+  await using d = await SmtpConn.connect(open.port);
+  await greetAndEhlo(d);
+  await expectReply(d, `AUTH PLAIN ${b64("zed\0bob\0x")}`, /^235 2\.7\.0 /);
+});
+
 Deno.test("e2e auth: LOGIN with an initial response, and CRAM-MD5 against the auth file", async () => {
   await using server = await authServer({ bob: "pw-login", carol: "pw-cram" });
   await using c = await SmtpConn.connect(server.port);

@@ -206,6 +206,30 @@ Deno.test("Session VRFY with --accept-rcpt judges a bare user name too (RFC 5321
   });
 });
 
+Deno.test("Session --accept-rcpt never refuses postmaster (RFC 5321 §4.5.1)", () => {
+  const config = testConfig({ acceptRcpt: [/^ok@/] });
+  const out = tr(
+    HI +
+      "MAIL FROM:<a@b>\r\nRCPT TO:<postmaster>\r\nRCPT TO:<PostMaster@MX.test>\r\n" +
+      "RCPT TO:<postmaster@other.test>\r\nVRFY Postmaster\r\n",
+    {
+      replies: [
+        ehlo(config),
+        "250 2.1.0 Ok",
+        "250 2.1.5 Ok",
+        "250 2.1.5 Ok",
+        "550 5.1.1 <postmaster@other.test>: Recipient address rejected",
+        "250 2.1.5 <Postmaster>",
+      ],
+    },
+    { config },
+  );
+  deepStrictEqual(
+    out.events.filter((e) => e.type === "rcpt").map((e) => e.type === "rcpt" && e.forwardPath),
+    ["postmaster", "PostMaster@MX.test"],
+  );
+});
+
 Deno.test("Session HELP lists STARTTLS and AUTH only where EHLO offers them", () => {
   const help = (commands: string) =>
     `214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP${commands}`;
