@@ -125,6 +125,17 @@ export class Connection {
     if (this.idle) this.#closeWith(REPLY_SHUTDOWN(this.#options.config.hostname));
   }
 
+  /**
+   * The drain deadline passed with this session still busy: a last
+   * `421 4.3.2` (RFC 5321 §3.8: a server shut down SHOULD send 421 first),
+   * then the socket closes once it is flushed. The caller destroys what is
+   * left shortly after.
+   */
+  expire(): void {
+    if (this.#closed || this.#closing || this.#awaitingDrain) return;
+    this.#closeWith(REPLY_SHUTDOWN(this.#options.config.hostname));
+  }
+
   /** Drops the connection without a word (second signal, `disconnect` fault, drain deadline). */
   destroy(reason = "destroyed"): void {
     if (this.#closed) return;

@@ -34,6 +34,8 @@ import {
 
 /** How long SIGTERM lets transfers in flight finish (SPEC §4). */
 const DRAIN_DEADLINE_MS = 10_000;
+/** After the deadline, how long a last 421 gets to reach its client before the socket is dropped. */
+const EXPIRE_GRACE_MS = 250;
 
 /** A bound, running server. */
 export interface ServerHandle {
@@ -357,6 +359,12 @@ export class Server {
     const deadline = Date.now() + DRAIN_DEADLINE_MS;
     while (this.#connections.size > 0 && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 25));
+    }
+    // Sessions still busy are told 421 4.3.2 where they can be, then dropped.
+    for (const c of this.#connections) c.expire();
+    const expired = Date.now() + EXPIRE_GRACE_MS;
+    while (this.#connections.size > 0 && Date.now() < expired) {
+      await new Promise((r) => setTimeout(r, 10));
     }
     for (const c of this.#connections) c.destroy("shutdown deadline");
     await listenersClosed;

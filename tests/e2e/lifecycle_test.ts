@@ -69,6 +69,20 @@ Deno.test("e2e: SIGTERM during DATA lets the transfer finish with 250, then exit
   await assertStored(msgs[0]!, message);
 });
 
+Deno.test("e2e: a transaction still open at the 10 s drain deadline gets 421 4.3.2, then exit 0", async () => {
+  const s = await ehloed();
+  await using _ = s;
+  const c = s.client;
+  assert.equal((await c.command("MAIL FROM:<a@example.com>")).code, 250);
+  const signalled = Date.now();
+  s.server.signal("SIGTERM");
+  // RFC 5321 §3.8: told before the channel closes, never dropped without a word.
+  assert.match((await c.readReply(15_000)).raw, /^421 4\.3\.2/);
+  assert.ok(Date.now() - signalled >= 9_000, "the transaction had its 10 s");
+  await c.expectClosed();
+  assert.equal(await s.server.exited(), 0);
+});
+
 Deno.test("e2e: start-up clears .tmp/ and orphan .eml, leaves other files", async () => {
   const dir = await Deno.makeTempDir({ prefix: "smtpd-e2e-recover-" });
   try {
