@@ -128,12 +128,22 @@ export class Connection {
   /**
    * The drain deadline passed with this session still busy: a last
    * `421 4.3.2` (RFC 5321 §3.8: a server shut down SHOULD send 421 first),
-   * then the socket closes once it is flushed. The caller destroys what is
-   * left shortly after.
+   * unless the client stopped reading. The session ends now (a commit that
+   * completes later is withdrawn: it never got its 250); the socket closes
+   * once the reply is flushed.
+   *
+   * @returns Resolves when the socket has closed.
    */
-  expire(): void {
-    if (this.#closed || this.#closing || this.#awaitingDrain) return;
-    this.#closeWith(REPLY_SHUTDOWN(this.#options.config.hostname));
+  expire(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    const socket = this.#socket;
+    const gone = socket.destroyed
+      ? Promise.resolve()
+      : new Promise<void>((resolve) => socket.once("close", () => resolve()));
+    if (this.#closing || this.#awaitingDrain) socket.destroy();
+    else this.#closeWith(REPLY_SHUTDOWN(this.#options.config.hostname));
+    this.#finish("shutdown deadline");
+    return gone;
   }
 
   /** Drops the connection without a word (second signal, `disconnect` fault, drain deadline). */

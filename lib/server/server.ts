@@ -360,13 +360,11 @@ export class Server {
     while (this.#connections.size > 0 && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 25));
     }
-    // Sessions still busy are told 421 4.3.2 where they can be, then dropped.
-    for (const c of this.#connections) c.expire();
-    const expired = Date.now() + EXPIRE_GRACE_MS;
-    while (this.#connections.size > 0 && Date.now() < expired) {
-      await new Promise((r) => setTimeout(r, 10));
-    }
-    for (const c of this.#connections) c.destroy("shutdown deadline");
+    // Sessions still busy are told 421 4.3.2, and get a moment for it to leave.
+    const expired = Promise.all([...this.#connections].map((c) => c.expire()));
+    let grace: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([expired, new Promise((r) => grace = setTimeout(r, EXPIRE_GRACE_MS))]);
+    clearTimeout(grace);
     await listenersClosed;
     // Hooks get what is left of the drain deadline, then are cancelled.
     if (this.#hooks) {
