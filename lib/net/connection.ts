@@ -84,6 +84,8 @@ export interface ConnectionOptions {
 const READ_HIGH_WATER = 256 * 1024;
 /** How long a closing socket may linger before it is destroyed. */
 const CLOSE_GRACE_MS = 2000;
+/** How long {@linkcode Connection.expire}'s last 421 gets before the socket is destroyed. */
+export const EXPIRE_GRACE_MS = 250;
 
 export class Connection {
   #socket: WireSocket;
@@ -142,6 +144,10 @@ export class Connection {
       : new Promise<void>((resolve) => socket.once("close", () => resolve()));
     if (this.#closing || this.#awaitingDrain) socket.destroy();
     else this.#closeWith(REPLY_SHUTDOWN(this.#options.config.hostname));
+    // #finish clears the linger timer, and a 421 not yet flushed would end
+    // the socket only after a drain that a client not reading never gives.
+    const deadline = setTimeout(() => socket.destroy(), EXPIRE_GRACE_MS);
+    void gone.then(() => clearTimeout(deadline));
     this.#finish("shutdown deadline");
     return gone;
   }

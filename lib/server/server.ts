@@ -9,7 +9,7 @@
 import { Socket } from "node:net";
 import { join, resolve } from "node:path";
 import { fileSink, Logger, type LogSink } from "../log.ts";
-import { Connection } from "../net/connection.ts";
+import { Connection, EXPIRE_GRACE_MS } from "../net/connection.ts";
 import { bindListener, type BoundListener, hostPort, ListenError } from "../net/listener.ts";
 import type { WireSocket } from "../net/wire_socket.ts";
 import { HANDSHAKE_TIMEOUT_MS, tlsInfo, upgradeServerSocket } from "../net/starttls.ts";
@@ -34,8 +34,6 @@ import {
 
 /** How long SIGTERM lets transfers in flight finish (SPEC §4). */
 const DRAIN_DEADLINE_MS = 10_000;
-/** After the deadline, how long a last 421 gets to reach its client before the socket is dropped. */
-const EXPIRE_GRACE_MS = 250;
 
 /** A bound, running server. */
 export interface ServerHandle {
@@ -360,10 +358,12 @@ export class Server {
     while (this.#connections.size > 0 && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 25));
     }
-    // Sessions still busy are told 421 4.3.2, and get a moment for it to leave.
+    // Sessions still busy are told 421 4.3.2; each socket is destroyed at the
+    // latest EXPIRE_GRACE_MS later (the race only guards against a socket
+    // that never says it closed).
     const expired = Promise.all([...this.#connections].map((c) => c.expire()));
     let grace: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([expired, new Promise((r) => grace = setTimeout(r, EXPIRE_GRACE_MS))]);
+    await Promise.race([expired, new Promise((r) => grace = setTimeout(r, 2 * EXPIRE_GRACE_MS))]);
     clearTimeout(grace);
     await listenersClosed;
     // Hooks get what is left of the drain deadline, then are cancelled.

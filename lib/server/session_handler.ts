@@ -208,6 +208,12 @@ export class SessionHandler implements ConnectionHandler {
       sink.abort();
       return { reply: this.#spoolFailure(this.#sinkError) };
     }
+    if (this.#gone) {
+      // The client left (or the drain deadline ended the session) during a
+      // `data` delay: nobody will get a 250, so nothing is stored.
+      sink.abort();
+      return { reply: REPLY_SPOOL_UNWRITABLE };
+    }
     return await this.#commit(sink, envelope, size);
   }
 
@@ -289,7 +295,7 @@ export class SessionHandler implements ConnectionHandler {
     if (!full) {
       void this.#ctx.spool.repair().then((recreated) => {
         if (recreated) this.#ctx.logger.warn("spool recreated", { spool: this.#ctx.spool.dir });
-      }, () => {}); // a repair that fails leaves the 451s as they are
+      }).catch(() => {}); // a repair that fails leaves the 451s as they are
     }
     return full ? REPLY_DISK_FULL : REPLY_SPOOL_UNWRITABLE;
   }

@@ -18,6 +18,8 @@ const LFS = 0x0a0a0a0a;
 const LOW7 = 0x7f7f7f7f;
 /** Below this many bytes the word loop is not worth its set-up. */
 const SHORT = 64;
+/** Byte offsets up to here keep the word loop's `k << 2` within 32-bit integers. */
+const MAX_WORD_BYTE = 0x7fff_fff0;
 /** The word loop reads bytes in the order of a little-endian machine (all Deno targets are). */
 const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
@@ -38,13 +40,16 @@ let words: Uint32Array<ArrayBufferLike> = new Uint32Array(0);
  */
 export function nextLineDot(bytes: Uint8Array, from: number): number {
   const end = bytes.length;
-  if (end - from < SHORT || !LITTLE_ENDIAN) return nextLineDotBytewise(bytes, from);
   const base = bytes.byteOffset;
+  if (end - from < SHORT || !LITTLE_ENDIAN || base + end > MAX_WORD_BYTE) {
+    return nextLineDotBytewise(bytes, from);
+  }
   let i = from;
   for (; ((base + i) & 3) !== 0; i++) {
     if (bytes[i] === DOT && (i === 0 || bytes[i - 1] === LF)) return i;
   }
-  if (bytes.buffer !== viewed) {
+  // A resizable buffer that grew or shrank needs a new view as well.
+  if (bytes.buffer !== viewed || words.length !== viewed.byteLength >>> 2) {
     viewed = bytes.buffer;
     words = new Uint32Array(viewed, 0, viewed.byteLength >>> 2);
   }

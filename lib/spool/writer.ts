@@ -301,8 +301,8 @@ export class SpoolWriter {
   /**
    * Recreates the spool and its `.tmp/` when they were removed while the
    * server runs (a mailbox cleared with `rm -rf`), and takes the shared lock
-   * again in the new `.tmp/`, so another server's start-up recovery still
-   * sees this one. The message that found them gone got its 451 and the
+   * again in the new `.tmp/` (also when another writer recreated them
+   * first), so another server's start-up recovery still sees this one. The message that found them gone got its 451 and the
    * client retries it; the next one is stored. Any other failure (a spool
    * made read-only, a full disk) is left as it is.
    *
@@ -314,7 +314,7 @@ export class SpoolWriter {
   }
 
   async #recreate(): Promise<boolean> {
-    if (this.#closed || await exists(this.#tmp)) return false;
+    if (this.#closed || await this.#lockInPlace()) return false;
     let lock: Deno.FsFile | undefined;
     try {
       await Deno.mkdir(this.#tmp, { recursive: true });
@@ -343,6 +343,25 @@ export class SpoolWriter {
   }
 
   /**
+   * Whether the lock file this writer holds is still the one at its path.
+   * Not merely whether `.tmp/` exists: another thread or server sharing the
+   * spool may have recreated it, and this writer's lock then sits on a
+   * removed file that another server's start-up recovery cannot see.
+   */
+  async #lockInPlace(): Promise<boolean> {
+    let there: Deno.FileInfo;
+    try {
+      there = await Deno.stat(joinPath(this.#tmp, LOCK_FILE));
+    } catch (e: unknown) {
+      return !(e instanceof Deno.errors.NotFound); // cannot tell: leave it
+    }
+    const held = await this.#lock.stat().catch(() => null);
+    // Windows gives no inode numbers: there a lock file in place counts as ours.
+    if (held === null || held.ino === null || there.ino === null) return true;
+    return held.ino === there.ino && held.dev === there.dev;
+  }
+
+  /**
    * Stops accepting new messages and waits (up to 10 s, for an fsync that
    * hangs) for commits and directory fsyncs in flight: the lock is released
    * last, or another server's start-up recovery could remove the `.eml` of a
@@ -358,16 +377,6 @@ export class SpoolWriter {
     await this.#dirSync.idle();
     this.#hashWorker.close();
     this.#lock.close();
-  }
-}
-
-/** Whether `path` exists; false only when it certainly does not. */
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (e: unknown) {
-    return !(e instanceof Deno.errors.NotFound);
   }
 }
 

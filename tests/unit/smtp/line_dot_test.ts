@@ -19,7 +19,7 @@ function walk(find: (b: Uint8Array, from: number) => number, bytes: Uint8Array, 
 
 /** Bytes where dots, LFs and CRs are common, in a larger buffer at any offset. */
 const placed = fc.record({
-  content: fc.array(fc.constantFrom(0x2e, 0x0a, 0x0d, 0x61, 0x2e0a), {
+  content: fc.array(fc.constantFrom(0x2e, 0x0a, 0x0d, 0x61, 0x2e0a, 0x00, 0x80, 0xae, 0x8a, 0xff), {
     maxLength: 400,
     size: "max", // the word loop needs 64 bytes or more
   }),
@@ -50,6 +50,16 @@ Deno.test("property: nextLineDot finds what the byte-by-byte definition finds", 
     }),
     { numRuns: 2000 },
   );
+});
+
+Deno.test("nextLineDot: a resizable buffer that grew since its last scan is scanned whole", () => {
+  const buffer = new ArrayBuffer(128, { maxByteLength: 4096 });
+  const first = new Uint8Array(buffer, 0, 128).fill(0x61);
+  strictEqual(nextLineDot(first, 0), -1);
+  buffer.resize(4096);
+  const grown = new Uint8Array(buffer).fill(0x61);
+  grown.set([0x0d, 0x0a, 0x2e], 3000);
+  strictEqual(nextLineDot(grown, 0), 3002);
 });
 
 Deno.test("nextLineDot: views of two buffers in turn, and a dot in every position of a word", () => {

@@ -275,6 +275,22 @@ Deno.test("SpoolWriter.repair recreates a removed spool and its lock, and nothin
   await assert.rejects(Deno.stat(dir), Deno.errors.NotFound);
 });
 
+Deno.test("SpoolWriter.repair: a writer whose spool another one recreated takes the new lock", async () => {
+  const dir = await Deno.makeTempDir();
+  const first = await SpoolWriter.open({ dir, fsync: false });
+  const second = await SpoolWriter.open({ dir, fsync: false, recover: false });
+  await Deno.remove(dir, { recursive: true });
+  assert.equal(await first.repair(), true);
+  assert.equal(await second.repair(), true, "its lock sits on the removed file");
+  assert.equal(await second.repair(), false);
+  await first.close();
+  const probe = await Deno.open(`${dir}/.tmp/.lock`, { read: true, write: true });
+  assert.equal(await probe.tryLock(true), false, "the second writer still holds the new lock");
+  probe.close();
+  await second.close();
+  await Deno.remove(dir, { recursive: true });
+});
+
 for (const fsync of [false, true]) {
   for (const [what, bytes] of [["small", 1024], ["streamed", 200 * 1024]] as const) {
     Deno.test(`SpoolWriter: a failed commit of a ${what} body leaves no .eml (fsync ${fsync})`, async () => {

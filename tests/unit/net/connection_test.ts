@@ -1,0 +1,93 @@
+import assert from "node:assert/strict";
+import { EventEmitter } from "node:events";
+import {
+  Connection,
+  type ConnectionHandler,
+  EXPIRE_GRACE_MS,
+} from "../../../lib/net/connection.ts";
+import type { WireSocket } from "../../../lib/net/wire_socket.ts";
+import { testConfig } from "../../helpers/feed.ts";
+
+/**
+ * A socket whose peer reads nothing: writes stay queued, `end` never
+ * completes. Only `destroy` closes it.
+ */
+class StuckSocket extends EventEmitter implements WireSocket {
+  destroyed = false;
+  written: string[] = [];
+  writableLength = 0;
+
+  write(bytes: Uint8Array): boolean {
+    this.written.push(new TextDecoder().decode(bytes));
+    this.writableLength += bytes.length;
+    return true;
+  }
+  end(): this {
+    return this; // the queued bytes never leave: no callback
+  }
+  destroy(): this {
+    if (this.destroyed) return this;
+    this.destroyed = true;
+    queueMicrotask(() => this.emit("close"));
+    return this;
+  }
+  pause(): this {
+    return this;
+  }
+  resume(): this {
+    return this;
+  }
+  setNoDelay(): this {
+    return this;
+  }
+  setTimeout(): this {
+    return this;
+  }
+}
+
+/** A handler that accepts everything and records why the connection closed. */
+function handler(closed: string[]): ConnectionHandler {
+  const accept = () => null;
+  return {
+    helo: accept,
+    mail: accept,
+    rcpt: accept,
+    auth: accept,
+    messageStart: accept,
+    messageData: () => {},
+    messageEnd: () => ({ reply: { code: 250, enhanced: "2.0.0", lines: ["Ok"] } }),
+    messageAbort: () => {},
+    secured: () => {},
+    xclient: () => {},
+    transcript: () => {},
+    replied: () => {},
+    closed: (reason) => closed.push(reason),
+  };
+}
+
+Deno.test("Connection.expire: a last 421 4.3.2, the session ends at once, the socket is destroyed within the grace", async () => {
+  const socket = new StuckSocket();
+  const closed: string[] = [];
+  const connection = new Connection(socket, {
+    config: testConfig(),
+    handler: handler(closed),
+    timeoutMs: 60_000,
+  });
+  connection.start();
+  socket.emit("data", new TextEncoder().encode("EHLO c.test\r\nMAIL FROM:<a@b.test>\r\n"));
+  await new Promise((r) => setTimeout(r, 10));
+  assert.match(socket.written.join(""), /250 2\.1\.0/);
+  const started = Date.now();
+  const gone = connection.expire();
+  assert.match(socket.written.at(-1)!, /^421 4\.3\.2 /);
+  assert.deepEqual(
+    closed,
+    ["shutdown deadline"],
+    "a commit finishing later must see the session gone",
+  );
+  await gone; // never completes its end(): only the grace timer closes it
+  assert.ok(socket.destroyed);
+  assert.ok(Date.now() - started >= EXPIRE_GRACE_MS - 5);
+  await connection.expire(); // a second call is a no-op
+  assert.deepEqual(closed, ["shutdown deadline"]);
+});
