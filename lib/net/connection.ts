@@ -33,6 +33,12 @@ export interface MessageOutcome {
   reply: Reply;
   /** Runs after the reply has been handed to the socket (hooks, `--exit-after`). */
   after?: () => void;
+  /**
+   * Runs instead of `after` when the connection closes before the reply was
+   * handed to the socket (a client that stopped reading, then timed out):
+   * the reply never left, so what it promised is undone.
+   */
+  unsent?: () => void;
 }
 
 export interface AuthRequest {
@@ -100,7 +106,8 @@ export class Connection {
   #draining = false;
   #awaitingDrain = false;
   #lingerTimer: ReturnType<typeof setTimeout> | undefined;
-  #afterFlush: (() => void)[] = [];
+  /** Outcomes whose reply waits in `#out`: `after` once it is handed over, `unsent` if never. */
+  #afterFlush: Pick<MessageOutcome, "after" | "unsent">[] = [];
   #onData = (chunk: Uint8Array) => this.#receive(chunk);
   #onClose = () => this.#finish("closed");
 
@@ -310,7 +317,7 @@ export class Connection {
         case "message-end":
           pending = settle(handler.messageEnd(ev.envelope, ev.size), (outcome) => {
             if (outcome === "disconnect") return this.#drop();
-            if (outcome.after) this.#afterFlush.push(outcome.after);
+            if (outcome.after || outcome.unsent) this.#afterFlush.push(outcome);
             session.resumeMessageEnd(outcome.reply);
           });
           break;
@@ -384,7 +391,7 @@ export class Connection {
     const drained = socket.write(concatBytes(chunks));
     const after = this.#afterFlush;
     this.#afterFlush = [];
-    for (const fn of after) fn();
+    for (const outcome of after) outcome.after?.();
     if (drained || this.#closed) return undefined;
     this.#awaitingDrain = true;
     return new Promise<void>((resolve) => {
@@ -449,6 +456,9 @@ export class Connection {
     this.#closed = true;
     this.#closing = true;
     clearTimeout(this.#lingerTimer);
+    const unsent = this.#afterFlush;
+    this.#afterFlush = [];
+    for (const outcome of unsent) outcome.unsent?.();
     this.#options.handler.closed(reason);
   }
 }

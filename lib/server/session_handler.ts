@@ -244,6 +244,8 @@ export class SessionHandler implements ConnectionHandler {
     const ms = Date.now() - this.#messageStarted;
     return {
       reply: queuedReply(meta.id),
+      // SPEC §3: no 250, no .json — also when the 250 never left this server.
+      unsent: () => void this.#ctx.withdraw(meta.id).catch(() => {}),
       after: () => {
         this.#ctx.logger.info("message stored", {
           conn: this.#conn,

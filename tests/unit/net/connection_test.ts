@@ -17,10 +17,15 @@ class StuckSocket extends EventEmitter implements WireSocket {
   written: string[] = [];
   writableLength = 0;
 
+  /** @param full Whether `write` also says the buffers are full (`drain` never comes). */
+  constructor(readonly full = false) {
+    super();
+  }
+
   write(bytes: Uint8Array): boolean {
     this.written.push(new TextDecoder().decode(bytes));
     this.writableLength += bytes.length;
-    return true;
+    return !this.full;
   }
   end(): this {
     return this; // the queued bytes never leave: no callback
@@ -90,4 +95,38 @@ Deno.test("Connection.expire: a last 421 4.3.2, the session ends at once, the so
   assert.ok(Date.now() - started >= EXPIRE_GRACE_MS - 5);
   await connection.expire(); // a second call is a no-op
   assert.deepEqual(closed, ["shutdown deadline"]);
+});
+
+Deno.test("Connection: a 250 that never reached the socket is undone when the connection closes", async () => {
+  for (const full of [false, true]) {
+    const socket = new StuckSocket(full);
+    const outcomes: string[] = [];
+    const h: ConnectionHandler = {
+      ...handler([]),
+      // An async commit: while it runs, earlier replies are flushed and, when
+      // the socket is full, the connection waits for a drain that never comes.
+      messageEnd: () =>
+        Promise.resolve({
+          reply: { code: 250, enhanced: "2.0.0", lines: ["Ok: queued as X"] },
+          after: () => outcomes.push("after"),
+          unsent: () => outcomes.push("unsent"),
+        }),
+    };
+    const connection = new Connection(socket, {
+      config: testConfig(),
+      handler: h,
+      timeoutMs: 60_000,
+    });
+    connection.start();
+    socket.emit(
+      "data",
+      new TextEncoder().encode(
+        "EHLO c.test\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<c@d.test>\r\nDATA\r\nhi\r\n.\r\n",
+      ),
+    );
+    await new Promise((r) => setTimeout(r, 20));
+    socket.emit("close"); // the client gives up
+    assert.deepEqual(outcomes, [full ? "unsent" : "after"], `socket full: ${full}`);
+    assert.equal(socket.written.join("").includes("queued as X"), !full);
+  }
 });
