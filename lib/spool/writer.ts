@@ -302,11 +302,11 @@ export class SpoolWriter {
    * Recreates the spool and its `.tmp/` when they were removed while the
    * server runs (a mailbox cleared with `rm -rf`), and takes the shared lock
    * again in the new `.tmp/` (also when another writer recreated them
-   * first), so another server's start-up recovery still sees this one. The message that found them gone got its 451 and the
-   * client retries it; the next one is stored. Any other failure (a spool
-   * made read-only, a full disk) is left as it is.
+   * first), so another server's start-up recovery still sees this one. The
+   * message that found them gone got its 451 and the client retries it.
+   * Any other failure (a spool made read-only, a full disk) is left as it is.
    *
-   * @returns True when the directories were recreated.
+   * @returns True when the directories or the lock were made anew.
    */
   repair(): Promise<boolean> {
     this.#repairing ??= this.#recreate().finally(() => this.#repairing = null);
