@@ -45,7 +45,7 @@ Deno.test("permissions: --allow-all, unstable-net and the memory flags (the Make
   assert.deepEqual(runFlags(), [
     "--allow-all",
     "--unstable-net",
-    "--v8-flags=--expose-gc,--max-semi-space-size=2",
+    "--v8-flags=--expose-gc,--max-semi-space-size=2,--invocation-count-for-turbofan=100000",
   ]);
 });
 
