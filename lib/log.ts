@@ -16,6 +16,24 @@ const LEVEL_ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, e
 export const LOG_LEVELS: readonly LogLevel[] = ["debug", "info", "warn", "error"];
 export const LOG_FORMATS: readonly LogFormat[] = ["text", "json"];
 
+/**
+ * Longest client text a log line repeats (the debug transcript): a line must
+ * stay under PIPE_BUF (4,096 bytes on Linux) even JSON-escaped, or a line
+ * from the other serving thread can land inside it on a stderr pipe.
+ */
+export const LOG_TEXT_CHARS = 512;
+
+/**
+ * `text` cut to {@linkcode LOG_TEXT_CHARS} characters, saying how long it was.
+ *
+ * @param text Client-supplied text for a log line.
+ * @returns The text itself, or its start followed by `… (N chars)`.
+ */
+export function clipForLog(text: string): string {
+  if (text.length <= LOG_TEXT_CHARS) return text;
+  return `${text.slice(0, LOG_TEXT_CHARS)}… (${text.length} chars)`;
+}
+
 /** Where finished lines go; the default is stderr. */
 export type LogSink = (line: string) => void;
 

@@ -25,6 +25,7 @@ import { type MessageSink, SpoolError } from "../spool/writer.ts";
 import { type Meta, type MetaInput, protocolName } from "../spool/meta.ts";
 import type { FaultStage } from "./faults.ts";
 import { timerDelay } from "../units.ts";
+import { clipForLog } from "../log.ts";
 import type { CallbackResult, ConnectionInfo, RejectReply } from "./options.ts";
 import type { ServerContext } from "./context.ts";
 
@@ -250,7 +251,7 @@ export class SessionHandler implements ConnectionHandler {
         this.#ctx.logger.info("message stored", {
           conn: this.#conn,
           id: meta.id,
-          from: meta.mailFrom || "<>",
+          from: clipForLog(meta.mailFrom) || "<>",
           rcpts: meta.rcptTo.length,
           size,
           ms,
@@ -314,11 +315,14 @@ export class SessionHandler implements ConnectionHandler {
   }
 
   xclient(attributes: Record<string, string>): void {
-    this.#ctx.logger.info("xclient", { conn: this.#conn, ...attributes });
+    const shown = Object.fromEntries(
+      Object.entries(attributes).map(([name, value]) => [name, clipForLog(value)]),
+    );
+    this.#ctx.logger.info("xclient", { conn: this.#conn, ...shown });
   }
 
   transcript(direction: "<" | ">", line: string): void {
-    this.#ctx.logger.debug(`${direction} ${line}`, { conn: this.#conn });
+    this.#ctx.logger.debug(`${direction} ${clipForLog(line)}`, { conn: this.#conn });
   }
 
   replied(reply: Reply): void {

@@ -380,3 +380,21 @@ Deno.test("e2e: every reply but greeting, EHLO and 354 has an enhanced code", as
   assert.match((await c.command("QUIT")).raw, /^221 2\.0\.0/);
   await c.expectClosed();
 });
+
+Deno.test("e2e: the debug transcript clips a long command line, so each log line stays under 4 KiB", async () => {
+  await using s = await ehloed(["--log-level", "debug", "--log-format", "json"]);
+  // Control characters: JSON writes each as six bytes (\u0001).
+  const noop = await s.client.command(`NOOP ${"\u0001".repeat(4000)}`);
+  assert.equal(noop.code, 250, visible(noop.raw));
+  await s.server.waitForStderr(/\(4005 chars\)/);
+  const lines = s.server.stderr().split("\n").filter((line) => line !== "");
+  for (const line of lines) {
+    assert.ok(enc.encode(line).length < 4096, `${enc.encode(line).length} bytes: ${line}`);
+    JSON.parse(line);
+  }
+  const clipped = lines.map((line) => JSON.parse(line)).find((entry) =>
+    String(entry.msg).startsWith("< NOOP ")
+  );
+  assert.ok(clipped, "no transcript line for the NOOP");
+  assert.ok(clipped.msg.endsWith("… (4005 chars)"), clipped.msg);
+});

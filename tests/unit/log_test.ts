@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { fileSink, Logger } from "../../lib/log.ts";
+import { clipForLog, fileSink, LOG_TEXT_CHARS, Logger } from "../../lib/log.ts";
 import { encodeShared } from "../../lib/bytes.ts";
 
 const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
@@ -57,4 +57,19 @@ Deno.test("encodeShared gives the UTF-8 bytes, in one buffer reused by the next 
   assert.deepEqual(encoded, new TextEncoder().encode(big));
   assert.notEqual(encoded.buffer, a.buffer, "a big text gets its own array");
   assert.equal(encodeShared("y").buffer, a.buffer, "and the shared one stays small");
+});
+
+Deno.test("clipForLog keeps short text and cuts long text, saying how long it was", () => {
+  assert.equal(clipForLog("NOOP"), "NOOP");
+  const exact = "x".repeat(LOG_TEXT_CHARS);
+  assert.equal(clipForLog(exact), exact);
+  const long = "y".repeat(LOG_TEXT_CHARS + 1);
+  assert.equal(clipForLog(long), `${"y".repeat(LOG_TEXT_CHARS)}… (${LOG_TEXT_CHARS + 1} chars)`);
+  // Worst case for a JSON line: every character escaped as \uXXXX.
+  const lines: string[] = [];
+  new Logger({ level: "debug", format: "json", sink: (line) => lines.push(line) }).debug(
+    `< ${clipForLog("\u0001".repeat(10_000))}`,
+    { conn: "c123456" },
+  );
+  assert.ok(encodeShared(lines[0]!).length < 4096, lines[0]);
 });
