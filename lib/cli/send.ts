@@ -5,6 +5,7 @@
  */
 
 import {
+  DotStuffer,
   isSendableAddress,
   parseDuration,
   parseHostPort,
@@ -103,7 +104,16 @@ export function parseSendFlags(values: Values, positionals: string[]): SendFlags
     result.auth = { user: auth.slice(0, colon), pass: auth.slice(colon + 1) };
   }
   const helo = text("helo");
-  if (helo !== undefined) result.helo = filled("--helo", helo);
+  if (helo !== undefined) {
+    // Sent as `EHLO <name>`: a space or CR/LF would add arguments or whole commands.
+    if (/[\s\p{Cc}]/u.test(helo)) {
+      throw new UsageError(
+        `Cannot use ${JSON.stringify(helo)}: a space or control character`,
+        "--helo",
+      );
+    }
+    result.helo = filled("--helo", helo);
+  }
   if (positionals[0] !== undefined) result.file = positionals[0];
   return result;
 }
@@ -116,16 +126,24 @@ async function readCa(path: string): Promise<string> {
   }
 }
 
-/** The message source: a file (streamed, size known) or stdin. */
+/**
+ * The message source: a file or stdin. A file is read twice: once for what
+ * MAIL declares (the size on the wire after CRLF conversion, RFC 1870 §4,
+ * and whether it needs `BODY=8BITMIME`), then streamed. Stdin is streamed
+ * once and declares neither.
+ */
 async function source(
   file: string | undefined,
   io: Io,
-): Promise<{ message: ReadableStream<Uint8Array>; size?: number }> {
+): Promise<{ message: ReadableStream<Uint8Array>; size?: number; eightBit?: boolean }> {
   if (file === undefined || file === "-") return { message: io.stdin };
   try {
+    const scan = new DotStuffer();
+    const first = await Deno.open(file);
+    for await (const chunk of first.readable) scan.push(chunk);
+    scan.end();
     const handle = await Deno.open(file);
-    const info = await handle.stat();
-    return { message: handle.readable, size: info.size };
+    return { message: handle.readable, size: scan.size, eightBit: scan.eightBit };
   } catch (e: unknown) {
     throw new RunError(`send: cannot read ${file}: ${(e as Error).message}`);
   }
@@ -141,7 +159,7 @@ async function source(
  */
 export async function runSend(flags: SendFlags, io: Io): Promise<number> {
   const caCerts = await Promise.all(flags.caFiles.map(readCa));
-  const { message, size } = await source(flags.file, io);
+  const { message, size, eightBit } = await source(flags.file, io);
   const options: SendOptions = {
     host: flags.host,
     port: flags.port,
@@ -156,6 +174,7 @@ export async function runSend(flags: SendFlags, io: Io): Promise<number> {
     ...(flags.auth ? { auth: flags.auth } : {}),
     ...(flags.helo ? { helo: flags.helo } : {}),
     ...(size !== undefined ? { size } : {}),
+    ...(eightBit ? { eightBit } : {}),
   };
   let result;
   try {

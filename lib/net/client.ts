@@ -36,6 +36,8 @@ export interface SendOptions {
   message: ReadableStream<Uint8Array> | Uint8Array | string;
   /** Message size when known beforehand (a file's size): sent as `SIZE=` and checked. */
   size?: number;
+  /** The message has bytes above 127: MAIL declares `BODY=8BITMIME` where offered (RFC 6152). */
+  eightBit?: boolean;
   /** Limit for the connection and for each reply; default 60 s. */
   timeoutMs?: number;
 }
@@ -283,6 +285,7 @@ export async function sendMail(options: SendOptions): Promise<SendResult> {
 
     const params: string[] = [];
     if (options.size !== undefined && ext.has("SIZE")) params.push(`SIZE=${options.size}`);
+    if (options.eightBit && ext.has("8BITMIME")) params.push("BODY=8BITMIME");
     // RFC 6531 §3.4: non-ASCII addresses need SMTPUTF8 on MAIL.
     if (/\P{ASCII}/u.test([options.from, ...options.to].join("")) && ext.has("SMTPUTF8")) {
       params.push("SMTPUTF8");

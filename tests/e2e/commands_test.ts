@@ -452,6 +452,36 @@ Deno.test("e2e: send delivers a file to this server and prints the 250", async (
   assert.equal(msg.meta.auth, null);
 });
 
+Deno.test("e2e: send turns bare LF and bare CR into CRLF, declares SIZE and BODY=8BITMIME", async () => {
+  await using server = await startServer();
+  const file = `${server.dir}/mixed.eml`;
+  // CRLF lines, then a smuggling attempt with bare LFs, a bare CR and an 8-bit byte.
+  await Deno.writeTextFile(
+    file,
+    "Subject: caf\u00e9\r\n\r\nline1\r\nsmuggle\n.\nMAIL FROM:<evil@x>\r\nabc\rdef",
+  );
+  const r = await runCli([
+    "send",
+    "--server",
+    `127.0.0.1:${server.port}`,
+    "--from",
+    "app@example.com",
+    "--to",
+    "bob@example.com",
+    file,
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  const [msg] = await readSpool(server.spool);
+  assert.ok(msg);
+  const expected =
+    "Subject: caf\u00e9\r\n\r\nline1\r\nsmuggle\r\n.\r\nMAIL FROM:<evil@x>\r\nabc\r\ndef\r\n";
+  await assertStored(msg, expected);
+  assert.deepEqual(msg.meta.mailParams, {
+    SIZE: String(new TextEncoder().encode(expected).length),
+    BODY: "8BITMIME",
+  });
+});
+
 Deno.test("e2e: send --starttls --ca SPOOL/.tls/cert.pem --auth against --tls-self-signed", async () => {
   const dir = await Deno.makeTempDir({ prefix: "smtpd-send-" });
   try {

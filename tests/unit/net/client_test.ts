@@ -215,13 +215,55 @@ Deno.test("DotStuffer turns bare-LF line ends into CRLF when the input uses them
   assert.equal(stuff("Subject: x\n\n.dot\nend\n"), "Subject: x\r\n\r\n..dot\r\nend\r\n.\r\n");
 });
 
-Deno.test("DotStuffer keeps a stray bare LF of a CRLF message and does not stuff after it", () => {
-  assert.equal(stuff("a\r\nb\n.c\r\n"), "a\r\nb\n.c\r\n.\r\n");
+Deno.test("DotStuffer sends a stray bare LF or bare CR as CRLF and stuffs the line after it", () => {
+  // RFC 5321 §2.3.8; a relay reading "\n.\n" as end of data would run what follows.
+  assert.equal(stuff("a\r\nb\n.c\r\n"), "a\r\nb\r\n..c\r\n.\r\n");
+  assert.equal(
+    stuff("s\r\n\r\nx\n.\nMAIL FROM:<e@x>\r\n"),
+    "s\r\n\r\nx\r\n..\r\nMAIL FROM:<e@x>\r\n.\r\n",
+  );
+  assert.equal(stuff("abc\rdef\n"), "abc\r\ndef\r\n.\r\n");
+  assert.equal(stuff("a\r\r\n.b"), "a\r\n\r\n..b\r\n.\r\n");
+});
+
+Deno.test("DotStuffer output has no bare CR or LF and unstuffs to its input's lines, any chunking", () => {
+  fc.assert(
+    fc.property(
+      fc.stringMatching(/^[.a\r\n]{0,24}$/),
+      fc.integer({ min: 1, max: 7 }),
+      (text, n) => {
+        const wire = stuff(text, n);
+        assert.equal(wire, stuff(text));
+        assert.ok(!/\r(?!\n)|(?<!\r)\n/.test(wire), JSON.stringify(wire));
+        assert.ok(wire.endsWith("\r\n.\r\n") || wire === ".\r\n", JSON.stringify(wire));
+        // Every input line end (CRLF, CR or LF) is one CRLF on the wire.
+        const lines = text.split(/\r\n|\r|\n/);
+        if (lines.at(-1) === "") lines.pop();
+        const expected = lines.map((l) => l + "\r\n").join("");
+        assert.equal(unstuff(wire), expected);
+        // SIZE= (RFC 1870 §4): the message octets, without stuffing dots or the end marker.
+        const stuffer = new DotStuffer();
+        stuffer.push(encoder.encode(text));
+        stuffer.end();
+        assert.equal(stuffer.size, encoder.encode(expected).length);
+        assert.equal(stuffer.eightBit, false);
+      },
+    ),
+    { numRuns: 500 },
+  );
+});
+
+Deno.test("DotStuffer notes a byte above 127 for BODY=8BITMIME", () => {
+  const stuffer = new DotStuffer();
+  stuffer.push(encoder.encode("Subject: \u00e9\n"));
+  stuffer.end();
+  assert.equal(stuffer.eightBit, true);
+  assert.equal(stuffer.size, encoder.encode("Subject: \u00e9\r\n").length);
 });
 
 Deno.test("DotStuffer adds CRLF before the final dot when the message lacks it", () => {
   assert.equal(stuff("no newline"), "no newline\r\n.\r\n");
-  assert.equal(stuff("ends in cr\r"), "ends in cr\r\r\n.\r\n");
+  assert.equal(stuff("ends in cr\r"), "ends in cr\r\n.\r\n");
   assert.equal(stuff(""), ".\r\n");
   assert.equal(stuff("."), "..\r\n.\r\n");
 });
@@ -239,7 +281,7 @@ function unstuff(wire: string): string {
 }
 
 Deno.test("DotStuffer round-trips any CRLF message through server-side unstuffing", () => {
-  const line = fc.stringMatching(/^[.a\r]{0,6}$/).filter((l) => !l.endsWith("\r"));
+  const line = fc.stringMatching(/^[.a]{0,6}$/);
   fc.assert(
     fc.property(fc.array(line, { maxLength: 8 }), fc.integer({ min: 1, max: 7 }), (lines, n) => {
       const message = lines.map((l) => l + "\r\n").join("");
