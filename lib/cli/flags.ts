@@ -158,6 +158,8 @@ function convert(kind: Kind, text: string): Value {
       parseHostPort(text);
       return text.trim();
     case "regex":
+      // An empty regex matches every address: `--accept-rcpt "$UNSET"` must not open the list.
+      nonEmpty(text);
       try {
         new RegExp(text);
       } catch (e: unknown) {

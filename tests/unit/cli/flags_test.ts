@@ -237,6 +237,7 @@ Deno.test("parseCommandLine names the flag and the problem in each usage error",
       ["--accept-rcpt", "(unclosed"],
       '--accept-rcpt: Cannot parse "(unclosed": Invalid regular expression: /(unclosed/: Unterminated group',
     ],
+    [["--accept-rcpt", ""], '--accept-rcpt: Cannot use "": expected a value'],
     [["--tls-cert", "c.pem"], "--tls-cert: needs --tls-key as well"],
     [["--tls-key", "k.pem"], "--tls-key: needs --tls-cert as well"],
     [["--require-tls"], "--require-tls: needs --tls-cert and --tls-key, or --tls-self-signed"],
@@ -508,6 +509,15 @@ Deno.test("parseCommandLine refuses an incomplete or contradictory send", () => 
     /^--server: Cannot parse/,
   );
   assert.equal(usage(["send", ...ok, "a.eml", "b.eml"]), 'unexpected argument "b.eml"');
+  // EHLO <name>: CR LF would start a command, a space would add an argument.
+  assert.equal(
+    usage(["send", ...ok, "--helo", "x\r\nRCPT TO:<i@evil>"]),
+    '--helo: Cannot use "x\\r\\nRCPT TO:<i@evil>": a space or control character',
+  );
+  assert.equal(
+    usage(["send", ...ok, "--helo", "bad name"]),
+    '--helo: Cannot use "bad name": a space or control character',
+  );
   // CR LF would end RCPT TO:<…> and start a command of the user's making.
   const base = ["send", "--server", "h:25"];
   const cases: [string, string][] = [
