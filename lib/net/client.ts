@@ -256,6 +256,13 @@ export async function sendMail(options: SendOptions): Promise<SendResult> {
       );
     }
   }
+  if (options.helo !== undefined && /[\s\p{Cc}]/u.test(options.helo)) {
+    // `EHLO <name>`: CR LF would start a command of the caller's making.
+    throw new SendError(
+      0,
+      `Cannot use helo ${JSON.stringify(options.helo)}: it holds a space or a control character`,
+    );
+  }
   // Timers overflow past 2^31-1 ms (and fire at once): a longer limit is "never".
   const timeoutMs = timerDelay(options.timeoutMs ?? DEFAULT_SEND_TIMEOUT_MS);
   const label = `${

@@ -365,6 +365,9 @@ Deno.test("sendMail refuses an address that would end its command line, sending 
       assert.ok(error instanceof SendError, String(error));
       assert.match(error.message, /^Cannot use address ".*": it holds a space/);
     }
+    const error = await sendMail(base(fake, { helo: "x\r\nRCPT TO:<i@evil>" })).catch((e) => e);
+    assert.ok(error instanceof SendError, String(error));
+    assert.match(error.message, /^Cannot use helo ".*": it holds a space/);
     assert.deepEqual(fake.transcript, []);
   });
 });
