@@ -418,6 +418,20 @@ Deno.test("e2e: purge removes messages and nothing else; --older-than by receipt
 const SEND_MESSAGE = "From: app@example.com\r\nTo: bob@example.com\r\nSubject: via send\r\n\r\n" +
   ".starts with a dot\r\nline 2\r\n";
 
+/** `smtpd send` of `file` from app@example.com to bob@example.com. */
+function sendFile(port: number, file: string): ReturnType<typeof runCli> {
+  return runCli([
+    "send",
+    "--server",
+    `127.0.0.1:${port}`,
+    "--from",
+    "app@example.com",
+    "--to",
+    "bob@example.com",
+    file,
+  ]);
+}
+
 async function messageFile(dir: string): Promise<string> {
   const path = `${dir}/message.eml`;
   await Deno.writeTextFile(path, SEND_MESSAGE);
@@ -460,16 +474,7 @@ Deno.test("e2e: send turns bare LF and bare CR into CRLF, declares SIZE and BODY
     file,
     "Subject: caf\u00e9\r\n\r\nline1\r\nsmuggle\n.\nMAIL FROM:<evil@x>\r\nabc\rdef",
   );
-  const r = await runCli([
-    "send",
-    "--server",
-    `127.0.0.1:${server.port}`,
-    "--from",
-    "app@example.com",
-    "--to",
-    "bob@example.com",
-    file,
-  ]);
+  const r = await sendFile(server.port, file);
   assert.equal(r.code, 0, r.stderr);
   const [msg] = await readSpool(server.spool);
   assert.ok(msg);
@@ -571,16 +576,7 @@ Deno.test("e2e: send refuses a message over the server's SIZE in its own words, 
   await using server = await startServer(["--max-size", "50"]);
   const file = await messageFile(server.dir);
   const size = enc.encode(SEND_MESSAGE).length;
-  const r = await runCli([
-    "send",
-    "--server",
-    `127.0.0.1:${server.port}`,
-    "--from",
-    "app@example.com",
-    "--to",
-    "bob@example.com",
-    file,
-  ]);
+  const r = await sendFile(server.port, file);
   assert.equal(r.code, 1, r.stdout + r.stderr);
   assert.equal(r.stdout, "");
   // Not "552 5.3.4 …": no server said that.
@@ -653,16 +649,7 @@ Deno.test({
         }
       });
       const file = await messageFile(dir);
-      const r = await runCli([
-        "send",
-        "--server",
-        `127.0.0.1:${port}`,
-        "--from",
-        "app@example.com",
-        "--to",
-        "bob@example.com",
-        file,
-      ]);
+      const r = await sendFile(port, file);
       assert.equal(r.code, 0, r.stdout + r.stderr);
       assert.match(r.stdout, /^250 /);
       const dumped = await poll("smtp-sink dump", 10_000, async () => {
