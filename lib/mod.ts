@@ -36,7 +36,13 @@ export type {
 export { SpoolReader } from "./spool/reader.ts";
 export type { ListOptions, MessageFilter, MetaRead } from "./spool/reader.ts";
 export type { Meta } from "./spool/meta.ts";
-export { DotStuffer, isSendableAddress, SendError, sendMail } from "./net/client.ts";
+export {
+  DotStuffer,
+  isSendableAddress,
+  isSendableHelo,
+  SendError,
+  sendMail,
+} from "./net/client.ts";
 export type { SendOptions } from "./net/client.ts";
 export { parseDuration, parseHostPort, parseSize } from "./units.ts";
 export type { HostPort } from "./units.ts";

@@ -7,6 +7,7 @@
 import {
   DotStuffer,
   isSendableAddress,
+  isSendableHelo,
   parseDuration,
   parseHostPort,
   SendError,
@@ -105,8 +106,7 @@ export function parseSendFlags(values: Values, positionals: string[]): SendFlags
   }
   const helo = text("helo");
   if (helo !== undefined) {
-    // Sent as `EHLO <name>`: a space or CR/LF would add arguments or whole commands.
-    if (/[\s\p{Cc}]/u.test(helo)) {
+    if (!isSendableHelo(helo)) {
       throw new UsageError(
         `Cannot use ${JSON.stringify(helo)}: a space or control character`,
         "--helo",

@@ -201,6 +201,18 @@ export function isSendableAddress(address: string): boolean {
   return !UNSAFE_ADDRESS_REGEXP.test(address);
 }
 
+/**
+ * Whether `name` can follow `EHLO`: no space or control character, since
+ * CR LF would start a command of the caller's making and a space would add
+ * an argument.
+ *
+ * @param name The EHLO/HELO name.
+ * @returns False for a name `sendMail` refuses.
+ */
+export function isSendableHelo(name: string): boolean {
+  return !/[\s\p{Cc}]/u.test(name);
+}
+
 function reversePath(address: string): string {
   return address === "" || address === "<>" ? "<>" : `<${address}>`;
 }
@@ -256,8 +268,7 @@ export async function sendMail(options: SendOptions): Promise<SendResult> {
       );
     }
   }
-  if (options.helo !== undefined && /[\s\p{Cc}]/u.test(options.helo)) {
-    // `EHLO <name>`: CR LF would start a command of the caller's making.
+  if (options.helo !== undefined && !isSendableHelo(options.helo)) {
     throw new SendError(
       0,
       `Cannot use helo ${JSON.stringify(options.helo)}: it holds a space or a control character`,
