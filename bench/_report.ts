@@ -136,7 +136,16 @@ export function headlines(rows: Row[]): string {
     }
     if (parts.length > 0) lines.push(`- ${label}, messages/s: ${parts.join(", ")}`);
   }
-  const bigPeaks = ["smtpd", "smtpd-nofsync", "aiosmtpd", "smtp-server", "maildev", "sink", "raw"]
+  const bigPeaks = [
+    "smtpd",
+    "smtpd-nofsync",
+    "aiosmtpd",
+    "smtp-server",
+    "maildev",
+    "sink",
+    "raw",
+    "raw-fsync",
+  ]
     .map((server) => [server, peakOf(rows, "big", server), metricOf(rows, "big", server)] as const)
     .filter(([, peak]) => peak !== null);
   if (bigPeaks.length > 0) {
@@ -146,6 +155,18 @@ export function headlines(rows: Row[]): string {
           ", ",
         ),
     );
+  }
+  const bigLimits: [string, string][] = [
+    ["smtpd", "raw-fsync"],
+    ["smtpd", "raw"],
+    ["smtpd-nofsync", "raw"],
+  ];
+  for (const [ours, limit] of bigLimits) {
+    const a = metricOf(rows, "big", ours);
+    const b = metricOf(rows, "big", limit);
+    if (a !== null && b !== null && b > 0) {
+      lines.push(`- 1 GiB message, ${ours} vs ${limit}: ${(a / b).toFixed(2)}×`);
+    }
   }
   const tlsRate = metricOf(rows, "tls", "smtpd-tls");
   const plainRate = metricOf(rows, "tls", "smtpd-nofsync");

@@ -306,6 +306,37 @@ function writerPeer(name: string, runtime: "python" | "node", fsync: boolean): S
   };
 }
 
+/**
+ * The `nc -l > file` limit for the 1 GiB case; `raw-fsync` also fsyncs the
+ * file and its directory before closing: the durable limit of the disk,
+ * which an fsync-mode server cannot beat.
+ */
+function rawSink(fsync: boolean): ServerSpec {
+  return {
+    name: fsync ? "raw-fsync" : "raw",
+    description: fsync
+      ? "`raw` plus fsync of the file and its directory before the close: the durable limit, 1 GiB case only"
+      : "`nc -l > file` equivalent (bench/peers/raw_sink.py): the raw limit, 1 GiB case only",
+    kind: "raw",
+    starttls: false,
+    store: "raw",
+    async start(context, spool) {
+      const port = freePort();
+      const argv = ["/usr/bin/python3", `${context.root}/bench/peers/raw_sink.py`];
+      argv.push("--port", String(port), "--out", `${spool}/raw.bin`);
+      if (fsync) argv.push("--fsync");
+      return await launch({
+        context,
+        argv,
+        spool,
+        port,
+        greeting: false,
+        stored: () => countFiles(spool, ".bin"),
+      });
+    },
+  };
+}
+
 /** Every server the harness knows, in table order. */
 export const SERVERS: ServerSpec[] = [
   smtpd("smtpd", [], "smtpd (fsync on, the default)"),
@@ -362,25 +393,6 @@ export const SERVERS: ServerSpec[] = [
       });
     },
   },
-  {
-    name: "raw",
-    description:
-      "`nc -l > file` equivalent (bench/peers/raw_sink.py): the raw limit, 1 GiB case only",
-    kind: "raw",
-    starttls: false,
-    store: "raw",
-    async start(context, spool) {
-      const port = freePort();
-      const argv = ["/usr/bin/python3", `${context.root}/bench/peers/raw_sink.py`];
-      argv.push("--port", String(port), "--out", `${spool}/raw.bin`);
-      return await launch({
-        context,
-        argv,
-        spool,
-        port,
-        greeting: false,
-        stored: () => countFiles(spool, ".bin"),
-      });
-    },
-  },
+  rawSink(false),
+  rawSink(true),
 ];
