@@ -32,7 +32,12 @@ export const WAIT_DEFAULTS = { count: 1, timeout: "30s" } as const;
 export type Invocation =
   | { command: "help"; topic: CommandName }
   | { command: "version" }
-  | { command: "serve"; options: ServeOptions }
+  | {
+    command: "serve";
+    options: ServeOptions;
+    /** `--flag` → `SMTPD_FLAG` for each value taken from a variable, to name it in errors. */
+    envNames: Readonly<Record<string, string>>;
+  }
   | { command: "list"; spool: string; json: boolean }
   | { command: "show"; spool: string; id: string; meta: boolean }
   | {
@@ -258,8 +263,12 @@ function wantsHelp(args: readonly string[]): boolean {
  * Builds `ServeOptions` from serve flags and `SMTPD_*` variables. A flag given
  * on the command line replaces its variable entirely (also for repeatable ones).
  */
-function serveOptions(values: Values, env: Readonly<Record<string, string>>): ServeOptions {
+function serveOptions(
+  values: Values,
+  env: Readonly<Record<string, string>>,
+): { options: ServeOptions; envNames: Record<string, string> } {
   const options: Record<string, unknown> = {};
+  const envNames: Record<string, string> = {};
   for (const [flag, spec] of Object.entries(SERVE_FLAGS)) {
     const key = spec.key ?? camelCase(flag);
     const given = values[flag];
@@ -275,34 +284,48 @@ function serveOptions(values: Values, env: Readonly<Record<string, string>>): Se
     const text = env[name];
     if (text === undefined) continue;
     if (spec.kind === "boolean") {
-      if (envBoolean(name, text)) options[key] = true;
+      if (envBoolean(name, text)) {
+        options[key] = true;
+        envNames[`--${flag}`] = name;
+      }
       continue;
     }
     // An empty variable (`SMTPD_LOG_FILE=` in a compose file) means "not set".
     if (text.trim() === "") continue;
+    envNames[`--${flag}`] = name;
     options[key] = spec.split
       ? envValues(spec, text).map((v) => checked(name, () => convert(spec.kind, v)))
       : checked(name, () => convert(spec.kind, text));
   }
   const serve = options as ServeOptions;
+  const named = (flag: string) => envNames[flag] ?? flag;
   const tls = serve.tlsCert !== undefined || serve.tlsSelfSigned === true;
   if (serve.tlsCert !== undefined && serve.tlsKey === undefined) {
-    throw new UsageError("needs --tls-key as well", "--tls-cert");
+    throw new UsageError("needs --tls-key as well", named("--tls-cert"));
   }
   if (serve.tlsKey !== undefined && serve.tlsCert === undefined) {
-    throw new UsageError("needs --tls-cert as well", "--tls-key");
+    throw new UsageError("needs --tls-cert as well", named("--tls-key"));
   }
   // Both would leave it unclear which certificate is served (and logged).
   if (serve.tlsSelfSigned === true && (serve.tlsCert !== undefined || serve.tlsKey !== undefined)) {
-    throw new UsageError("cannot be combined with --tls-cert/--tls-key", "--tls-self-signed");
+    throw new UsageError(
+      "cannot be combined with --tls-cert/--tls-key",
+      named("--tls-self-signed"),
+    );
   }
   if (serve.requireTls && !tls) {
-    throw new UsageError("needs --tls-cert and --tls-key, or --tls-self-signed", "--require-tls");
+    throw new UsageError(
+      "needs --tls-cert and --tls-key, or --tls-self-signed",
+      named("--require-tls"),
+    );
   }
   if ((serve.listenTls?.length ?? 0) > 0 && !tls) {
-    throw new UsageError("needs --tls-cert and --tls-key, or --tls-self-signed", "--listen-tls");
+    throw new UsageError(
+      "needs --tls-cert and --tls-key, or --tls-self-signed",
+      named("--listen-tls"),
+    );
   }
-  return serve;
+  return { options: serve, envNames };
 }
 
 const SPOOL_FLAG: Record<string, FlagSpec> = { spool: { kind: "string" } };
@@ -359,7 +382,7 @@ function text(values: Values, name: string): string | undefined {
  * ```ts ignore
  * import { parseCommandLine } from "./flags.ts";
  * parseCommandLine(["--max-size", "1MiB"], { SMTPD_NO_FSYNC: "1" });
- * // { command: "serve", options: { maxSize: 1048576, noFsync: true } }
+ * // { command: "serve", options: { maxSize: 1048576, noFsync: true }, envNames: {} }
  * ```
  */
 export function parseCommandLine(
@@ -388,7 +411,7 @@ export function parseCommandLine(
   if (command === "serve") {
     const { values } = strictParse(command, args, SERVE_FLAGS, 0);
     if (values["version"] === true) return { command: "version" };
-    return { command, options: serveOptions(values, env) };
+    return { command, ...serveOptions(values, env) };
   }
   const flags = COMPANION_FLAGS[command];
   const positionals = command === "show" || command === "send" ? 1 : 0;

@@ -59,7 +59,7 @@ export async function run(
         io.stdout(`smtpd ${VERSION}\n`);
         return EXIT_OK;
       case "serve":
-        return await runServe(invocation.options);
+        return await runServe(invocation.options, invocation.envNames);
       case "list":
         return await runList(invocation.spool, invocation.json, io);
       case "show":

@@ -21,8 +21,12 @@ function usage(argv: string[], env: Record<string, string> = {}): string {
 }
 
 Deno.test("parseCommandLine defaults to serve with no options set", () => {
-  assert.deepEqual(parseCommandLine([], {}), { command: "serve", options: {} });
-  assert.deepEqual(parseCommandLine(["serve"], {}), { command: "serve", options: {} });
+  assert.deepEqual(parseCommandLine([], {}), { command: "serve", options: {}, envNames: {} });
+  assert.deepEqual(parseCommandLine(["serve"], {}), {
+    command: "serve",
+    options: {},
+    envNames: {},
+  });
 });
 
 Deno.test("parseCommandLine maps every serve flag to its ServeOptions key", () => {
@@ -284,11 +288,15 @@ Deno.test("parseCommandLine names the variable in a bad variable's error", () =>
   );
   assert.equal(
     usage([], { SMTPD_TLS_CERT: "c.pem" }),
-    "--tls-cert: needs --tls-key as well",
+    "SMTPD_TLS_CERT: needs --tls-key as well",
   );
   assert.equal(
     usage(["--tls-cert", "c.pem", "--tls-key", "k.pem"], { SMTPD_TLS_SELF_SIGNED: "1" }),
-    "--tls-self-signed: cannot be combined with --tls-cert/--tls-key",
+    "SMTPD_TLS_SELF_SIGNED: cannot be combined with --tls-cert/--tls-key",
+  );
+  assert.equal(
+    usage(["--tls-cert", "c.pem"], { SMTPD_TLS_CERT: "d.pem" }),
+    "--tls-cert: needs --tls-key as well",
   );
 });
 

@@ -122,6 +122,30 @@ Deno.test("run exits 2 with the flag when serve() rejects an option", async () =
   }
 });
 
+Deno.test("run names the variable when serve() rejects a value set by one", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const cases: [Record<string, string>, RegExp][] = [
+      [{ SMTPD_FAULT: "nonsense" }, /^smtpd: SMTPD_FAULT: Cannot parse fault rule .+\n$/],
+      [{ SMTPD_TRUST_PROXY: "abc" }, /^smtpd: SMTPD_TRUST_PROXY: Cannot parse CIDR "abc".*\n$/],
+      [{ SMTPD_TLS_CERT: "/x" }, /^smtpd: SMTPD_TLS_CERT: needs --tls-key as well\n$/],
+      [{ SMTPD_REQUIRE_TLS: "1" }, /^smtpd: SMTPD_REQUIRE_TLS: needs --tls-cert .+\n$/],
+    ];
+    for (const [env, expected] of cases) {
+      const io = capture();
+      assert.equal(await run(["--listen", "127.0.0.1:0", "--spool", dir], env, io), 2);
+      assert.match(io.err, expected);
+    }
+    // A flag given on the command line is still named as the flag.
+    const io = capture();
+    const argv = ["--listen", "127.0.0.1:0", "--spool", dir, "--trust-proxy", "abc"];
+    assert.equal(await run(argv, { SMTPD_TRUST_PROXY: "10.0.0.0/8" }, io), 2);
+    assert.match(io.err, /^smtpd: --trust-proxy: /);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("run list prints nothing for a missing spool", async () => {
   const io = capture();
   assert.equal(await run(["list", "--spool", "/nonexistent/smtpd-spool"], {}, io), 0);
