@@ -273,7 +273,8 @@ export class SpoolReader {
       }
       removed++;
       try {
-        await Deno.remove(this.emlPath(id));
+        // Only a file: Deno.remove would also take an empty directory of that name.
+        if (!(await Deno.lstat(this.emlPath(id))).isDirectory) await Deno.remove(this.emlPath(id));
       } catch (e: unknown) {
         if (!(e instanceof Deno.errors.NotFound)) throw e;
       }

@@ -227,6 +227,16 @@ Deno.test("SpoolReader.purge removes complete messages only", async () => {
   });
 });
 
+Deno.test("SpoolReader.purge keeps a directory that bears a message's .eml name", async () => {
+  await withSpool(async (dir, spool) => {
+    const { id } = await store(spool, "a@x", ["b@x"], "Subject: 1");
+    await Deno.remove(`${dir}/${id}.eml`);
+    await Deno.mkdir(`${dir}/${id}.eml`);
+    assert.equal(await new SpoolReader(dir).purge(), 1);
+    assert.ok((await Deno.lstat(`${dir}/${id}.eml`)).isDirectory, "not a file: not touched");
+  });
+});
+
 Deno.test("SpoolReader.purge --older-than measures by the id's time", async () => {
   await withSpool(async (dir, spool) => {
     const a = await store(spool, "a@x", ["b@x"], "Subject: 1");
