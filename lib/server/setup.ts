@@ -82,7 +82,8 @@ function osHostname(): string {
 /** Validates and loads everything `serve()` needs before binding. */
 export async function setup(options: ServeOptions): Promise<Setup> {
   const hostname = options.hostname ?? osHostname();
-  if (!/^[\x21-\x7e]+$/.test(hostname)) {
+  // Printable ASCII, at most 255 octets (RFC 5321 §4.5.3.1.2), not an option-like "-x".
+  if (!/^[\x21-\x2c\x2e-\x7e][\x21-\x7e]{0,254}$/.test(hostname)) {
     throw new OptionError("--hostname", `Cannot use "${hostname}": expected a host name`);
   }
   const plain = each("--listen", options.listen, (v) => ({ ...parseHostPort(v), tls: false }));

@@ -9,3 +9,14 @@ Deno.test("setup refuses --tls-self-signed together with --tls-cert/--tls-key", 
   assert.equal(error.flag, "--tls-self-signed");
   assert.equal(error.message, "cannot be combined with --tls-cert/--tls-key");
 });
+
+Deno.test("setup takes a host name of printable ASCII up to 255 octets, not starting with '-'", async () => {
+  for (const hostname of ["mx.example", "[127.0.0.1]", "a".repeat(255), "host_1"]) {
+    assert.equal((await setup({ hostname })).hostname, hostname);
+  }
+  for (const hostname of ["", "my host", "a".repeat(256), "-v", "mx\r\n", "mél.example"]) {
+    const error = await setup({ hostname }).catch((e) => e);
+    assert.ok(error instanceof OptionError, `${JSON.stringify(hostname)}: ${error}`);
+    assert.equal(error.flag, "--hostname");
+  }
+});
