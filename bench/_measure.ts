@@ -101,11 +101,24 @@ export async function machineFacts(deno: string, spoolRoot: string): Promise<[st
     ["node", await commandOutput(["node", "--version"])],
     ["python (aiosmtpd)", await commandOutput(["/usr/bin/python3", "--version"])],
     ["postfix", await commandOutput(["/usr/sbin/postconf", "-h", "mail_version"])],
-    ["spool filesystem", df ? `${df[1]} on ${df[0]}` : "unknown"],
+    ["spool filesystem", df ? `${df[1]} on ${df[0]}${await ext4Journal(df[1], df[0])}` : "unknown"],
     ["spool directory", spoolRoot],
     ["file creation in it", await creationCost(spoolRoot)],
     ["load average at start", await loadAverage()],
   ];
+}
+
+/**
+ * ", no journal" for an ext4 made without one: there every fsync writes its
+ * inode and directory blocks itself instead of sharing a journal commit,
+ * which changes what fsync mode costs.
+ */
+async function ext4Journal(type: string | undefined, device: string | undefined): Promise<string> {
+  const name = device?.split("/").pop();
+  if (type !== "ext4" || name === undefined) return "";
+  const task = await Deno.readTextFile(`/sys/fs/ext4/${name}/journal_task`).catch(() => null);
+  if (task === null) return "";
+  return task.trim() === "<none>" ? ", no journal" : ", journaled";
 }
 
 /** Files the creation probe makes (and removes). */
