@@ -37,7 +37,8 @@ export class HookRunner {
   /** Hooks started and not finished, spawned or not yet. */
   #active = 0;
   /** The spawned ones, for `cancel()`. */
-  #children = new Set<Deno.ChildProcess>();
+  /** Running hooks and the message each one is for. */
+  #children = new Map<Deno.ChildProcess, string>();
   #idleWaiters: (() => void)[] = [];
 
   /**
@@ -101,7 +102,9 @@ export class HookRunner {
       this.#logger.warn("hooks dropped at shutdown", { queued: this.#queue.length });
       this.#queue = [];
     }
-    for (const child of this.#children) {
+    for (const [child, id] of this.#children) {
+      // Said now: the hook's own exit may come after the last log line.
+      this.#logger.warn("hook killed at shutdown", { id, pid: child.pid });
       try {
         child.kill("SIGTERM");
       } catch {
@@ -140,7 +143,7 @@ export class HookRunner {
       this.#logger.warn("hook failed to start", { id: env.SMTPD_ID, error: oneLine(e) });
       return;
     }
-    this.#children.add(child);
+    this.#children.set(child, env.SMTPD_ID);
     try {
       const reader = child.stderr.getReader();
       const collected = tail(reader);

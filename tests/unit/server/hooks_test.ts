@@ -175,8 +175,12 @@ Deno.test({
       if (i === 5) runner.cancel();
     }
     await runner.idle();
-    assert.deepEqual(withoutTime(lines), [
+    const logged = withoutTime(lines);
+    assert.equal(typeof logged[1]?.pid, "number");
+    delete logged[1]!.pid;
+    assert.deepEqual(logged, [
       { level: "warn", msg: "hooks dropped at shutdown", queued: 1 },
+      { level: "warn", msg: "hook killed at shutdown", id: "m1" },
       { level: "warn", msg: "hook failed", id: "m1", signal: "SIGTERM" },
     ]);
   },
