@@ -226,11 +226,13 @@ export class Server {
       closeEarly("fault");
       return;
     }
-    if (refusal) {
+    if (refusal?.code === 421) {
       this.#refuse(stream, refusal, conn, client.address);
       closeEarly("refused");
       return;
     }
+    // Any other refusal replaces the greeting and the session waits for QUIT.
+    if (refusal) this.#logReply(refusal, conn, client.address);
     // The client may have left during a connect delay or an async onConnect:
     // no Connection would ever see its "close" and free the slot.
     if (stream.destroyed) {
@@ -245,8 +247,9 @@ export class Server {
       tls,
       opened,
     );
+    const config = this.#sessionConfig(listener, client.address);
     const connection = new Connection(stream, {
-      config: this.#sessionConfig(listener, client.address),
+      config: refusal ? { ...config, refusedGreeting: refusal } : config,
       handler,
       timeoutMs: this.#setup.timeoutMs,
       ...(this.#setup.tls ? { secureContext: this.#setup.tls.secureContext } : {}),
@@ -290,8 +293,15 @@ export class Server {
     }
   }
 
-  /** Answers instead of the greeting and closes (RFC 5321 §3.1 allows closing after it). */
+  /** Answers `421` instead of the greeting and closes (RFC 5321 §3.8). */
   #refuse(socket: WireSocket, reply: Reply, conn: number, client: string): void {
+    this.#logReply(reply, conn, client);
+    socket.end(formatReply(reply));
+    setTimeout(() => socket.destroy(), 2000);
+  }
+
+  /** A reply sent instead of the greeting: logged at info, like a fault's. */
+  #logReply(reply: Reply, conn: number, client: string): void {
     this.#logger.info("reply", {
       conn,
       client,
@@ -299,8 +309,6 @@ export class Server {
       enhanced: reply.enhanced,
       text: reply.lines.join(" / "),
     });
-    socket.end(formatReply(reply));
-    setTimeout(() => socket.destroy(), 2000);
   }
 
   #sessionConfig(listener: BoundListener, clientAddress: string): SessionConfig {

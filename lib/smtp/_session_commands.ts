@@ -33,6 +33,12 @@ export function runCommand(s: SessionState, line: string): void {
     s.emit({ type: "transcript", line: redactCommand(line, command, s.afterAuth) });
     s.afterAuth = isAuthLine(line, command) || (command === null && s.afterAuth);
   }
+  // RFC 5321 §3.1: after a refusing greeting the server "MUST still wait for
+  // the client to send a QUIT" and "SHOULD respond to any intervening
+  // commands with 503". The failed-command limit still applies.
+  if (s.config.refusedGreeting !== undefined && command?.verb !== "QUIT") {
+    return s.reply(R.REPLY_REFUSED_SESSION);
+  }
   if (!command) return s.reply(R.REPLY_UNKNOWN_COMMAND);
   const { verb, args } = command;
   switch (verb) {

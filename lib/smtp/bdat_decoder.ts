@@ -6,7 +6,7 @@
  * @module
  */
 
-import { MAX_SIZE_DIGITS } from "./limits.ts";
+import { EXACT_DIGITS } from "./limits.ts";
 
 /** Arguments of one BDAT command. */
 export interface BdatArgs {
@@ -34,8 +34,10 @@ const BDAT_ARGS_REGEXP = /^(\d+)(?: +(LAST))?$/i;
  */
 export function parseBdatArgs(args: string): BdatArgs | null {
   const match = BDAT_ARGS_REGEXP.exec(args);
-  if (!match || match[1]!.length > MAX_SIZE_DIGITS) return null;
-  return { size: Number(match[1]), last: match[2] !== undefined };
+  if (!match) return null;
+  const digits = match[1]!.replace(/^0+(?=\d)/, "");
+  const size = digits.length > EXACT_DIGITS ? Number.MAX_SAFE_INTEGER : Number(digits);
+  return { size, last: match[2] !== undefined };
 }
 
 /**

@@ -62,6 +62,12 @@ export interface SessionConfig {
   cramChallenge: () => string;
   /** Emit `transcript` events for every received line (log level debug). */
   transcript: boolean;
+  /**
+   * Sent instead of the 220 greeting (a `connect` fault or an `onConnect`
+   * refusal other than 421): the session then answers every command with
+   * `503 5.5.1` until QUIT (RFC 5321 §3.1).
+   */
+  refusedGreeting?: Reply;
 }
 
 /** What the client told us, as recorded in the spool metadata. */

@@ -205,7 +205,7 @@ export function decodeXtext(text: string): string | null {
 type ParamCheck = (value: string | true, utf8: boolean) => boolean;
 
 const MAIL_PARAMS: Record<string, ParamCheck> = {
-  // RFC 1870 §3: size-value = 1*20DIGIT
+  // RFC 1870 §6: size-value = 1*20DIGIT; leading zeros allowed, 20 nines is just "too big"
   SIZE: (v) => v !== true && v.length <= MAX_SIZE_DIGITS && /^\d+$/.test(v),
   // RFC 6152 §2, RFC 3030 §3
   BODY: (v) => v !== true && /^(?:7BIT|8BITMIME|BINARYMIME)$/i.test(v),

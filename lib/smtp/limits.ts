@@ -35,8 +35,12 @@ export const MAX_ENVID_OCTETS = 100;
 /** RFC 3461 §4.2: the ORCPT parameter "MUST NOT exceed 500 characters" (xtext form). */
 export const MAX_ORCPT_OCTETS = 500;
 
+/** RFC 1870 §6: `size-value ::= 1*20DIGIT`. */
+export const MAX_SIZE_DIGITS = 20;
+
 /**
- * RFC 1870 §3 allows any number of digits for SIZE and RFC 3030 §3 for a BDAT
- * chunk; 15 digits stay below 2^53 so the value is an exact JavaScript number.
+ * RFC 3030 §3 allows a BDAT chunk-size of any length. Up to 15 significant
+ * digits the value is an exact JavaScript number (below 2^53); a longer one
+ * (a petabyte or more, never sent in earnest) counts as 2^53 − 1.
  */
-export const MAX_SIZE_DIGITS = 15;
+export const EXACT_DIGITS = 15;

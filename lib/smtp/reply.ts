@@ -225,6 +225,12 @@ export const REPLY_AUTH_LINE_TOO_LONG: Reply = fixed(
 );
 /** RFC 5321 §4.1.4: MAIL (and AUTH, XFORWARD) need HELO/EHLO first. */
 export const REPLY_NEED_HELO: Reply = fixed(503, "5.5.1", "Error: send HELO/EHLO first");
+/** RFC 5321 §3.1: after a 554 (or other refusing) greeting, every command but QUIT. */
+export const REPLY_REFUSED_SESSION: Reply = fixed(
+  503,
+  "5.5.1",
+  "Error: this session was refused at connect, only QUIT is accepted",
+);
 /** RFC 5321 §4.1.4: MAIL inside a transaction. */
 export const REPLY_NESTED_MAIL: Reply = fixed(503, "5.5.1", "Error: nested MAIL command");
 /** RFC 5321 §4.1.4: RCPT, DATA or BDAT without MAIL. */

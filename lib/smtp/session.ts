@@ -55,9 +55,10 @@ export class Session implements SessionApi {
     this.#s = new SessionState(config);
   }
 
-  /** The `220` greeting bytes; send once at connect. */
+  /** The `220` greeting bytes (or `config.refusedGreeting`); send once at connect. */
   greeting(): Uint8Array {
-    return R.formatReply(R.greetingReply(this.#s.config.hostname));
+    const config = this.#s.config;
+    return R.formatReply(config.refusedGreeting ?? R.greetingReply(config.hostname));
   }
 
   /** Hands over received bytes (kept by reference until parsed); never throws. */

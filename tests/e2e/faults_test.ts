@@ -126,6 +126,19 @@ Deno.test("e2e faults: connect 421 4.3.2 replaces the greeting and closes", asyn
   }
 });
 
+Deno.test("e2e faults: connect 554 replaces the greeting, then 503 to every command until QUIT", async () => {
+  await using server = await startServer(["--fault", "connect 554 5.7.1 Go away"]);
+  await using c = await server.connect();
+  assert.equal((await c.readReply()).raw, "554 5.7.1 Go away\r\n");
+  // RFC 5321 §3.1: the server MUST wait for QUIT, and SHOULD answer 503 meanwhile.
+  const refused = "503 5.5.1 Error: this session was refused at connect, only QUIT is accepted\r\n";
+  assert.equal((await c.command("EHLO c.example")).raw, refused);
+  assert.equal((await c.command("MAIL FROM:<a@example.com>")).raw, refused);
+  assert.equal((await c.command("QUIT")).raw, "221 2.0.0 Bye\r\n");
+  await c.expectClosed();
+  assert.deepEqual(await spoolNames(server.spool), []);
+});
+
 Deno.test("e2e faults: connect#1 disconnect closes the first connection without a word; the second is served", async () => {
   await using server = await startServer(["--fault", "connect#1 disconnect"]);
   {

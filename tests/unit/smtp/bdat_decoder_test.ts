@@ -5,10 +5,17 @@ Deno.test("parseBdatArgs reads the size and a case-insensitive LAST", () => {
   deepStrictEqual(parseBdatArgs("10"), { size: 10, last: false });
   deepStrictEqual(parseBdatArgs("0 LAST"), { size: 0, last: true });
   deepStrictEqual(parseBdatArgs("7  last"), { size: 7, last: true });
+  // RFC 3030 §3: chunk-size = 1*DIGIT, leading zeros and any length included.
+  deepStrictEqual(parseBdatArgs("0000000000000000003 LAST"), { size: 3, last: true });
+  deepStrictEqual(parseBdatArgs("999999999999999"), { size: 999_999_999_999_999, last: false });
+  deepStrictEqual(parseBdatArgs("99999999999999999999999"), {
+    size: Number.MAX_SAFE_INTEGER,
+    last: false,
+  });
 });
 
 Deno.test("parseBdatArgs refuses malformed arguments", () => {
-  for (const args of ["", "x", "-1", "1 FIRST", "1 LAST x", "1.5", "9999999999999999"]) {
+  for (const args of ["", "x", "-1", "1 FIRST", "1 LAST x", "1.5", "+1", "1e3"]) {
     strictEqual(parseBdatArgs(args), null, args);
   }
 });

@@ -72,6 +72,13 @@ Deno.test("parseMailArgs records params upper case, values as sent", () => {
     smtputf8: true,
     body: "8BITMIME",
   });
+  // Leading zeros: 16 characters, the value 1 (RFC 1870 §6 allows 20 digits).
+  deepStrictEqual(parseMailArgs("FROM:<a@b.test> SIZE=0000000000000001", 1000), {
+    reversePath: "a@b.test",
+    params: { SIZE: "0000000000000001" },
+    smtputf8: false,
+    body: "",
+  });
   deepStrictEqual(parseMailArgs("FROM:<>  RET=HDRS ENVID=QQ+2B1 AUTH=<>", 10), {
     reversePath: "",
     params: { RET: "HDRS", ENVID: "QQ+2B1", AUTH: "<>" },
@@ -99,6 +106,9 @@ Deno.test("parseMailArgs refusals", () => {
     ["FROM:<a@b> ENVID=a+zz", "501 5.5.4 Bad ENVID parameter syntax"],
     ["FROM:<a@b> =x", "501 5.5.4 Syntax: parameters must be KEYWORD[=VALUE]"],
     ["FROM:<a@b> SIZE=1001", "552 5.3.4 Message size exceeds fixed limit"],
+    // RFC 1870 §6: size-value = 1*20DIGIT; 20 nines is too big, 21 digits a syntax error.
+    ["FROM:<a@b> SIZE=99999999999999999999", "552 5.3.4 Message size exceeds fixed limit"],
+    ["FROM:<a@b> SIZE=000000000000000000001", "501 5.5.4 Bad SIZE parameter syntax"],
     ["FROM:<ü@b>", "553 5.6.7 Must declare SMTPUTF8 to send unicode address"],
   ];
   for (const [args, expected] of cases) {

@@ -321,6 +321,30 @@ Deno.test("Session QUIT replies 221 then closes; later bytes are ignored", () =>
   strictEqual(out.events.at(-1)!.type, "close");
 });
 
+Deno.test("Session after a refusing greeting: 503 5.5.1 to every command until QUIT (RFC 5321 §3.1)", () => {
+  const refusedGreeting = { code: 554, enhanced: "5.7.1", lines: ["Go away"] };
+  const config = testConfig({ refusedGreeting });
+  strictEqual(DECODER.decode(new Session(config).greeting()), "554 5.7.1 Go away\r\n");
+  const refused = "503 5.5.1 Error: this session was refused at connect, only QUIT is accepted";
+  const out = tr(
+    "EHLO c.test\r\nMAIL FROM:<a@b>\r\nSTARTTLS\r\nAUTH PLAIN\r\nWIZ\r\nQUIT x\r\nQUIT\r\nNOOP\r\n",
+    {
+      replies: [
+        refused,
+        refused,
+        refused,
+        refused,
+        refused,
+        "501 5.5.4 Syntax: QUIT",
+        "221 2.0.0 Bye",
+      ],
+    },
+    { config },
+  );
+  strictEqual(out.closed, true);
+  strictEqual(out.events.filter((e) => e.type !== "reply" && e.type !== "close").length, 0);
+});
+
 Deno.test("Session accepts bare LF line endings on commands", () => {
   tr("HELO c.test\nNOOP\r\n", { replies: ["250 mx.test", OK] });
 });
