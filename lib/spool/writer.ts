@@ -471,6 +471,10 @@ class Sink implements MessageSink {
     const bodyPath = streamed ? tmpEml : eml;
     /** `<id>.eml` was created by this commit (a body that never left the buffer). */
     let emlMade = false;
+    // With fsync on, the .json's temporary file is created alongside the .eml:
+    // with other commits in flight both creates go to the thread pool, and side
+    // by side they cost one round trip before the 250 instead of two (+3%).
+    const jsonOpen = fsync ? createSettled(() => this.#create(tmpJson)) : null;
     try {
       // Parsed before the flush: a message that never left the buffer is read from it.
       const buffered = this.#buffer?.subarray(0, this.#buffered) ?? new Uint8Array(0);
@@ -498,7 +502,9 @@ class Sink implements MessageSink {
       });
       const text = JSON.stringify(meta, null, 2) + "\n";
       if (fsync) {
-        await this.#syncWithJson(this.#file!, tmpJson, text, streamed ? tmpEml : null, eml);
+        const jsonFile = await jsonOpen!;
+        if (!(jsonFile instanceof Deno.FsFile)) throw jsonFile.error;
+        await this.#syncWithJson(this.#file!, jsonFile, text, streamed ? tmpEml : null, eml);
       } else {
         Deno.writeFileSync(tmpJson, encodeShared(text), { createNew: true }); // one call
       }
@@ -513,11 +519,15 @@ class Sink implements MessageSink {
       this.#releaseBuffer();
       this.#remote?.drop();
       this.#closeFile();
+      // Settled before anything is removed: the create may still be under way.
+      const jsonFile = await jsonOpen;
+      const jsonMade = jsonFile instanceof Deno.FsFile;
+      if (jsonMade) closeQuietly(jsonFile); // still open when the .eml's create failed
       // AlreadyExists: another message has this ID (a clash of 80 random bits,
       // or files put there by hand); its files are not this commit's to remove.
       // Otherwise the .json goes first: without it the .eml is an invisible orphan.
       const mine = e instanceof Deno.errors.AlreadyExists
-        ? (streamed ? [tmpEml] : emlMade ? [eml] : [])
+        ? [...(streamed ? [tmpEml] : emlMade ? [eml] : []), ...(jsonMade ? [tmpJson] : [])]
         : [json, tmpJson, eml, tmpEml];
       for (const path of mine) removeQuietly(path);
       throw toSpoolError(e, `Cannot write to spool "${dir}"`);
@@ -538,12 +548,11 @@ class Sink implements MessageSink {
    */
   async #syncWithJson(
     file: Deno.FsFile,
-    tmpJson: string,
+    jsonFile: Deno.FsFile,
     text: string,
     tmpEml: string | null,
     eml: string,
   ): Promise<void> {
-    const jsonFile = await this.#create(tmpJson);
     try {
       writeAllSync(jsonFile, encodeShared(text));
       if (IS_WINDOWS) {
@@ -692,5 +701,25 @@ class Sink implements MessageSink {
       // Closing can only fail when it is already closed.
     }
     this.#file = null;
+  }
+}
+
+/** Runs a create and settles with the file or its error, to be awaited later. */
+async function createSettled(
+  create: () => Deno.FsFile | Promise<Deno.FsFile>,
+): Promise<Deno.FsFile | { error: unknown }> {
+  try {
+    return await create();
+  } catch (error: unknown) {
+    return { error };
+  }
+}
+
+/** Closes a file that may be closed already (its commit failed part-way). */
+function closeQuietly(file: Deno.FsFile): void {
+  try {
+    file.close();
+  } catch {
+    // Already closed: nothing left to release.
   }
 }
