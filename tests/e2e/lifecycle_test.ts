@@ -38,6 +38,23 @@ Deno.test("e2e: port 0 picks a free port, which is logged", async () => {
   assert.match(greeting.raw, /^220 /);
 });
 
+Deno.test("e2e: the listening line says how messages are made durable", async () => {
+  // syncfs where it is as strong as fsync (Linux ≥ 5.8; ext4, xfs, btrfs, tmpfs), else per file.
+  const durable = Deno.build.os === "linux" ? /fsync=(syncfs|file)\b/ : /fsync=file\b/;
+  for (const [args, expected] of [[[], durable], [["--no-fsync"], /fsync=false\b/]] as const) {
+    const s = await ehloed([...args]);
+    await using _ = s;
+    const line = s.server.stderr().split("\n").find((l) => l.includes("listening ")) ?? "";
+    assert.match(line, expected);
+    const id = queuedId(
+      await transaction(s.client, "a@example.com", ["b@example.com"], stuff("x\r\n")),
+    );
+    const [msg] = await readSpool(s.server.spool);
+    assert.equal(msg?.id, id);
+    await assertStored(msg!, "x\r\n");
+  }
+});
+
 Deno.test("e2e: SIGTERM answers an idle session 421 4.3.2 and exits 0", async () => {
   const s = await ehloed();
   await using _ = s;
