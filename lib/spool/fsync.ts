@@ -96,9 +96,14 @@ export abstract class GroupCommit {
 
   /** Resolves once no call is running or queued (for close). */
   async idle(): Promise<void> {
-    while (this.#queued !== null || this.#running !== null) {
+    while (this.busy) {
       await (this.#queued ?? this.#running)!.catch(() => {});
     }
+  }
+
+  /** Whether a call is running or queued. */
+  protected get busy(): boolean {
+    return this.#queued !== null || this.#running !== null;
   }
 
   /** The durability call itself. */

@@ -5,12 +5,18 @@
  * cache flush instead of 2N fdatasyncs and a directory fsync, each its own
  * flush and its own trip through Deno's thread pool.
  *
- * Used only where it is known to be as strong as fsync: Linux 5.8 or later
- * (before that, syncfs did not report write-back errors), a file system
- * whose syncfs writes back and flushes (ext4, xfs, btrfs; tmpfs has nothing
- * to write), and a runtime that may load libc through FFI (the pinned
- * `--allow-all`; a library caller without `--allow-ffi` gets per-file fsync).
- * Elsewhere {@linkcode FsSyncer.open} says null and the spool fsyncs each file.
+ * Used only where it is known to be as strong as fsync: Linux 5.17 or later
+ * (5.8 made syncfs report write-back errors of data, 5.17 the errors of the
+ * file system's own commit: a failed journal commit or log force), a file
+ * system whose syncfs writes back and then flushes (ext4 with a journal,
+ * xfs, btrfs; tmpfs has nothing to write), and a runtime that may load libc
+ * through FFI (the pinned `--allow-all`; a library caller without
+ * `--allow-ffi` gets per-file fsync). Not ext4 without a journal: there
+ * syncfs flushes the disk's cache before it writes the last inode and bitmap
+ * blocks (fs/sync.c sync_filesystem, ext4_sync_fs), and a failed write of
+ * an inode table block is not reliably reported to it, where fsync writes
+ * the file's inode itself and then flushes. Elsewhere
+ * {@linkcode FsSyncer.open} says null and the spool fsyncs each file.
  *
  * A write-back error is reported once per open descriptor, to whichever
  * syncfs runs next: not necessarily the round of the commit whose pages
@@ -36,17 +42,20 @@ const O_RDONLY_CLOEXEC = 0o2000000;
 /** Room for `struct statfs` (120 bytes on 64-bit Linux); `f_type` is its first field. */
 const STATFS_BYTES = 128;
 
+/** ext2, ext3 and ext4 share this `f_type`; syncfs is used on them only with a journal. */
+const EXT4_MAGIC = 0xef53;
+
 /** `f_type` magic numbers (linux/magic.h) of the file systems syncfs is used on. */
 export const SYNCFS_FILE_SYSTEMS: ReadonlyMap<number, string> = new Map([
-  [0xef53, "ext4"], // ext2, ext3 and ext4 share it
+  [EXT4_MAGIC, "ext4"],
   [0x58465342, "xfs"],
   [0x9123683e, "btrfs"],
   [0x01021994, "tmpfs"],
 ]);
 
 /**
- * Whether a kernel release (`uname -r`) reports write-back errors to
- * syncfs: Linux 5.8 and later.
+ * Whether a kernel release (`uname -r`) reports every write error to
+ * syncfs: Linux 5.17 and later.
  *
  * @param release E.g. `"6.1.0-18-amd64"`.
  * @returns False for an older or unparsable release.
@@ -55,7 +64,36 @@ export function syncfsReportsErrors(release: string): boolean {
   const match = /^(\d+)\.(\d+)/.exec(release);
   if (match === null) return false;
   const [major, minor] = [Number(match[1]), Number(match[2])];
-  return major > 5 || (major === 5 && minor >= 8);
+  return major > 5 || (major === 5 && minor >= 17);
+}
+
+/**
+ * Major and minor number of a Linux device number (`st_dev`, glibc's
+ * encoding: 12 + 20 bits of major, 20 + 12 bits of minor).
+ *
+ * @param dev A device number, as in {@linkcode Deno.FileInfo.dev}.
+ * @returns `[major, minor]`.
+ */
+export function deviceNumbers(dev: number): [number, number] {
+  const d = BigInt(dev);
+  const major = ((d >> 8n) & 0xfffn) | ((d >> 32n) & ~0xfffn);
+  const minor = (d & 0xffn) | ((d >> 12n) & ~0xffn);
+  return [Number(major), Number(minor)];
+}
+
+/**
+ * Whether the ext4 holding `dir` has a journal: jbd2 lists a journal as
+ * `/proc/fs/jbd2/<device>-8`. False when that cannot be told (an external
+ * journal is listed under its own device: per-file fsync then, to be safe).
+ */
+function ext4HasJournal(dir: string): boolean {
+  try {
+    const [major, minor] = deviceNumbers(Deno.statSync(dir).dev);
+    const device = Deno.realPathSync(`/sys/dev/block/${major}:${minor}`).split("/").pop();
+    return Deno.statSync(`/proc/fs/jbd2/${device}-8`).isDirectory;
+  } catch {
+    return false;
+  }
 }
 
 let loaded: Libc | null | undefined;
@@ -87,7 +125,6 @@ export class FsSyncer extends GroupCommit {
   readonly #libc: Libc;
   readonly #fd: number;
   #failures = 0;
-  #closing: Promise<void> | null = null;
   #fdOpen = true;
 
   private constructor(lib: Libc, fd: number, fileSystem: string) {
@@ -109,10 +146,11 @@ export class FsSyncer extends GroupCommit {
     const fd = lib.symbols.open(new TextEncoder().encode(dir + "\0"), O_RDONLY_CLOEXEC);
     if (fd < 0) return null;
     const statfs = new Uint8Array(STATFS_BYTES);
-    const fileSystem = lib.symbols.fstatfs(fd, statfs) === 0
-      ? SYNCFS_FILE_SYSTEMS.get(new DataView(statfs.buffer).getUint32(0, true))
+    const magic = lib.symbols.fstatfs(fd, statfs) === 0
+      ? new DataView(statfs.buffer).getUint32(0, true)
       : undefined;
-    if (fileSystem === undefined) {
+    const fileSystem = magic === undefined ? undefined : SYNCFS_FILE_SYSTEMS.get(magic);
+    if (fileSystem === undefined || (magic === EXT4_MAGIC && !ext4HasJournal(dir))) {
       lib.symbols.close(fd);
       return null;
     }
@@ -124,13 +162,16 @@ export class FsSyncer extends GroupCommit {
     return this.#failures;
   }
 
-  /** Closes the descriptor once no round is running or queued; rounds asked for later fail. */
-  close(): Promise<void> {
-    this.#closing ??= this.idle().then(() => {
-      this.#fdOpen = false;
-      this.#libc.symbols.close(this.#fd);
-    });
-    return this.#closing;
+  /**
+   * Closes the descriptor once no round is running or queued; rounds asked
+   * for later fail. Checked and closed in one step: a round that started in
+   * between would pass a closed (or reused) descriptor to syncfs.
+   */
+  async close(): Promise<void> {
+    while (this.busy) await this.idle();
+    if (!this.#fdOpen) return;
+    this.#fdOpen = false;
+    this.#libc.symbols.close(this.#fd);
   }
 
   protected async run(): Promise<void> {

@@ -496,6 +496,8 @@ class Sink implements MessageSink {
     const bodyPath = streamed ? tmpEml : eml;
     /** `<id>.eml` was created by this commit (a body that never left the buffer). */
     let emlMade = false;
+    /** `<id>.json` has its name: from here a failure must withdraw it durably. */
+    let named = false;
     // With fsync on, the .json's temporary file is created alongside the .eml:
     // with other commits in flight both creates go to the thread pool, and side
     // by side they cost one round trip before the 250 instead of two (+3%).
@@ -536,6 +538,7 @@ class Sink implements MessageSink {
       this.#closeFile();
       if (streamed && (!fsync || IS_WINDOWS)) renameOver(tmpEml, eml);
       await this.#rename(tmpJson, json);
+      named = true;
       if (fsync) await (fsSync ?? dirSync).sync();
       // A write-back error of this message's pages may have gone to another round.
       if (fsSync !== null && fsSync.failures !== this.#failuresBefore) {
@@ -559,6 +562,8 @@ class Sink implements MessageSink {
         ? [...(streamed ? [tmpEml] : emlMade ? [eml] : []), ...(jsonMade ? [tmpJson] : [])]
         : [json, tmpJson, eml, tmpEml];
       for (const path of mine) removeQuietly(path);
+      // The .json may be on disk already: a crash must not bring back a message that got no 250.
+      if (named && fsync && !IS_WINDOWS) await (fsSync ?? dirSync).sync().catch(() => {});
       throw toSpoolError(e, `Cannot write to spool "${dir}"`);
     } finally {
       this.#ctx.commits.inFlight--;

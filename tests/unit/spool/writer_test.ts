@@ -5,7 +5,7 @@ import { SpoolError, SpoolWriter, toSpoolError } from "../../../lib/spool/writer
 import type { MetaInput } from "../../../lib/spool/meta.ts";
 import { IdGenerator, idTime, isMessageId } from "../../../lib/spool/id.ts";
 import { FsSyncer } from "../../../lib/spool/syncfs.ts";
-import { withTempDir } from "../../helpers/temp_dir.ts";
+import { withSyncfsDir, withTempDir } from "../../helpers/temp_dir.ts";
 
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 
@@ -42,11 +42,14 @@ function input(overrides: Partial<MetaInput> = {}): MetaInput {
   };
 }
 
-/** The three ways a commit ends: syncfs rounds (where used), fsync of each file, none. */
+/**
+ * The three ways a commit ends: syncfs rounds (in a directory where syncfs
+ * is used: tmpfs on Linux), fsync of each file, none.
+ */
 const MODES = [
-  { mode: "fsync", options: { fsync: true } },
-  { mode: "per-file fsync", options: { fsync: true, syncfs: false } },
-  { mode: "no fsync", options: { fsync: false } },
+  { mode: "syncfs", options: { fsync: true }, within: withSyncfsDir },
+  { mode: "per-file fsync", options: { fsync: true, syncfs: false }, within: withTempDir },
+  { mode: "no fsync", options: { fsync: false }, within: withTempDir },
 ] as const;
 
 async function names(dir: string): Promise<string[]> {
@@ -56,9 +59,9 @@ async function names(dir: string): Promise<string[]> {
   return out.sort();
 }
 
-for (const { mode, options } of MODES) {
+for (const { mode, options, within } of MODES) {
   Deno.test(`SpoolWriter commit stores .eml and .json (${mode})`, async () => {
-    await withTempDir(async (dir) => {
+    await within(async (dir) => {
       const spool = await SpoolWriter.open({ dir, ...options });
       const message = "Subject: =?utf-8?Q?h=C3=A9llo?=\r\nFrom: a@b\r\n\r\nbody\r\n.. dot\r\n";
       const sink = await spool.begin();
@@ -195,8 +198,9 @@ Deno.test("SpoolWriter: abort after commit does not remove the message", async (
 
 for (const syncfs of [true, false]) {
   Deno.test(`SpoolWriter: many concurrent commits with fsync all land (group commit, syncfs ${syncfs})`, async () => {
-    await withTempDir(async (dir) => {
+    await (syncfs ? withSyncfsDir : withTempDir)(async (dir) => {
       const spool = await SpoolWriter.open({ dir, fsync: true, syncfs });
+      assert.equal(spool.durability, syncfs ? "syncfs" : "file");
       const metas = await Promise.all(
         Array.from({ length: 40 }, async (_, i) => {
           const sink = await spool.begin();
@@ -212,11 +216,10 @@ for (const syncfs of [true, false]) {
 }
 
 Deno.test("SpoolWriter.durability says how commits are made durable", async () => {
-  await withTempDir(async (dir) => {
-    const expected = FsSyncer.open(dir) === null ? "file" : "syncfs";
+  await withSyncfsDir(async (dir) => {
     for (
       const [options, durability] of [
-        [{ fsync: true }, expected],
+        [{ fsync: true }, "syncfs"],
         [{ fsync: true, syncfs: false }, "file"],
         [{ fsync: false }, "off"],
       ] as const
@@ -229,9 +232,9 @@ Deno.test("SpoolWriter.durability says how commits are made durable", async () =
 });
 
 Deno.test("SpoolWriter: a syncfs round that failed while a message was stored fails its commit", async () => {
-  await withTempDir(async (dir) => {
+  await withSyncfsDir(async (dir) => {
     const spool = await SpoolWriter.open({ dir, fsync: true });
-    if (spool.durability !== "syncfs") return void await spool.close(); // per-file fsync here
+    assert.equal(spool.durability, "syncfs");
     const sink = spool.begin();
     sink.write(enc("Subject: lost pages\r\n\r\nhi\r\n"));
     // Another round reported a write-back error: it may have been this message's pages.
@@ -346,10 +349,10 @@ Deno.test("SpoolWriter.repair: a writer whose spool another one recreated takes 
   await Deno.remove(dir, { recursive: true });
 });
 
-for (const { mode, options } of MODES) {
+for (const { mode, options, within } of MODES) {
   for (const [what, bytes] of [["small", 1024], ["streamed", 200 * 1024]] as const) {
     Deno.test(`SpoolWriter: a failed commit of a ${what} body leaves no .eml (${mode})`, async () => {
-      await withTempDir((dir) =>
+      await within((dir) =>
         withFixedId(async () => {
           const spool = await SpoolWriter.open({ dir, ...options });
           const sink = await spool.begin();
@@ -447,9 +450,9 @@ Deno.test("SpoolWriter: close waits for commits in flight before it releases the
   });
 });
 
-for (const { mode, options } of MODES) {
+for (const { mode, options, within } of MODES) {
   Deno.test(`SpoolWriter: a small message touches the disk only at commit (${mode})`, async () => {
-    await withTempDir(async (dir) => {
+    await within(async (dir) => {
       const spool = await SpoolWriter.open({ dir, ...options });
       const small = spool.begin();
       small.write(enc("Subject: small\r\n\r\nhi\r\n"));
@@ -478,10 +481,10 @@ for (const { mode, options } of MODES) {
   });
 }
 
-for (const { mode, options } of MODES) {
+for (const { mode, options, within } of MODES) {
   for (const [what, bytes] of [["small", 1024], ["streamed", 200 * 1024]] as const) {
     Deno.test(`SpoolWriter: a commit whose ID is taken leaves the other message's files (${what}, ${mode})`, async () => {
-      await withTempDir((dir) =>
+      await within((dir) =>
         withFixedId(async () => {
           const spool = await SpoolWriter.open({ dir, ...options });
           // The final .eml is taken (only a small body is created there; a streamed one is renamed).
