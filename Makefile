@@ -25,9 +25,8 @@ endif
 #
 # Permissions. The program needs read/write (spool, ready file, log,
 # TLS and auth files: §2, §3), net (listeners, `smtpd send`), env (SMTPD_*),
-# sys (default --hostname, kernel release), run (--on-message hooks through the
-# system shell, §6) and ffi (syncfs(2) from libc for fsync's group commit,
-# lib/spool/syncfs.ts). An unscoped --allow-run already grants everything (a child
+# sys (default --hostname) and run (--on-message hooks through the system
+# shell, §6). An unscoped --allow-run already grants everything (a child
 # process is not sandboxed), so a scoped list would protect nothing, and it
 # costs: without --allow-all Deno resolves every path of every file call
 # (about 15 readlink(2) calls per stored message, 16 µs of ~95 µs CPU).

@@ -601,7 +601,7 @@ export async function serve(options: ServeOptions = {}): Promise<ServerHandle> {
       ? (options.tlsSelfSigned ? `self-signed sha256=${s.tls.fingerprint256}` : "certificate")
       : "off",
     auth: options.onAuth ? "callback" : s.credentials ? "auth-file" : "any credentials",
-    fsync: spool.durability === "off" ? false : spool.durability,
+    fsync: options.noFsync !== true,
     threads: helper ? 2 : 1,
   });
   return { addresses, close: () => server.close(), finished: server.finished };

@@ -1,5 +1,5 @@
 /**
- * File-system helpers shared by the spool: group commit and directory fsync,
+ * File-system helpers shared by the spool: group-committed directory fsync,
  * path joining and rename over an existing file, with their platform quirks.
  *
  * @module
@@ -68,23 +68,34 @@ export function removeQuietly(path: string): void {
 }
 
 /**
- * A durability call shared by concurrent callers (group commit): a caller
- * arriving while a call is in flight waits for the next one (the one in
- * flight may have started before the caller's change, so it does not cover
- * it), and every caller arriving meanwhile shares that next one. With N
- * concurrent commits this costs about two calls instead of N, which is where
- * the throughput of `fsync` mode comes from.
+ * fsync of one directory, group-committed: a caller arriving while an fsync
+ * is in flight waits for the next one (the one in flight may have started
+ * before the caller's rename, so it does not cover it), and every caller
+ * arriving meanwhile shares that next one. With N concurrent commits this
+ * costs about two fsyncs instead of N, which is where the throughput of
+ * `fsync` mode comes from.
+ *
+ * Windows cannot open a directory for fsync and NTFS journals the rename
+ * itself, so there `sync()` resolves at once (SPEC §7).
  */
-export abstract class GroupCommit {
+export class DirSyncer {
+  /** The directory. */
+  readonly path: string;
   #running: Promise<void> | null = null;
   #queued: Promise<void> | null = null;
 
+  /** @param path The directory to fsync. */
+  constructor(path: string) {
+    this.path = path;
+  }
+
   /**
-   * Makes every change made before this call durable.
+   * Makes every directory change made before this call durable.
    *
-   * @returns Resolves once a call that started after this one completed.
+   * @returns Resolves once an fsync that started after this call completed.
    */
   sync(): Promise<void> {
+    if (IS_WINDOWS) return Promise.resolve();
     if (this.#queued !== null) return this.#queued;
     if (this.#running === null) return this.#start();
     this.#queued = this.#running.catch(() => {}).then(() => {
@@ -94,48 +105,19 @@ export abstract class GroupCommit {
     return this.#queued;
   }
 
-  /** Resolves once no call is running or queued (for close). */
+  /** Resolves once no fsync is running or queued (for close). */
   async idle(): Promise<void> {
-    while (this.busy) {
+    while (this.#queued !== null || this.#running !== null) {
       await (this.#queued ?? this.#running)!.catch(() => {});
     }
   }
 
-  /** Whether a call is running or queued. */
-  protected get busy(): boolean {
-    return this.#queued !== null || this.#running !== null;
-  }
-
-  /** The durability call itself. */
-  protected abstract run(): Promise<void>;
-
   #start(): Promise<void> {
-    const run: Promise<void> = this.run().finally(() => {
+    const run: Promise<void> = this.#fsync().finally(() => {
       if (this.#running === run) this.#running = null;
     });
     this.#running = run;
     return run;
-  }
-}
-
-/**
- * fsync of one directory, group-committed ({@linkcode GroupCommit}).
- *
- * Windows cannot open a directory for fsync and NTFS journals the rename
- * itself, so there `sync()` resolves at once (SPEC §7).
- */
-export class DirSyncer extends GroupCommit {
-  /** The directory. */
-  readonly path: string;
-
-  /** @param path The directory to fsync. */
-  constructor(path: string) {
-    super();
-    this.path = path;
-  }
-
-  override sync(): Promise<void> {
-    return IS_WINDOWS ? Promise.resolve() : super.sync();
   }
 
   /**
@@ -143,7 +125,7 @@ export class DirSyncer extends GroupCommit {
    * every fsync round of every commit waited for it. Opened by path each
    * time, so a directory replaced under the server is the one synced.
    */
-  protected async run(): Promise<void> {
+  async #fsync(): Promise<void> {
     const dir = Deno.openSync(this.path, { read: true });
     try {
       await dir.sync();

@@ -20,7 +20,6 @@ import { buildMeta, type Meta, type MetaInput } from "./meta.ts";
 import { parseHeaderFields } from "./headers.ts";
 import { LOCK_FILE, recoverSpool, type RecoveryReport, TMP_DIR } from "./recover.ts";
 import { absolutePath, DirSyncer, joinPath, removeQuietly, renameOver } from "./fsync.ts";
-import { FsSyncer } from "./syncfs.ts";
 import { BufferPool } from "./buffer_pool.ts";
 import { encodeShared, writeAllSync } from "../bytes.ts";
 import { type FileHash, hashFile, HashWorker } from "./file_hasher.ts";
@@ -99,12 +98,6 @@ export interface SpoolWriterOptions {
   /** Whether commit fsyncs data and directory entries (false for `--no-fsync`). */
   fsync: boolean;
   /**
-   * With fsync on, whether rounds of commits are made durable by one
-   * syncfs(2) where that is as strong as fsync (syncfs.ts; default true).
-   * False fsyncs each file and the directory.
-   */
-  syncfs?: boolean;
-  /**
    * Told once, with a one-line reason, when the hash worker cannot run and
    * large messages are hashed on the main thread (slower, same result).
    */
@@ -173,7 +166,6 @@ export class SpoolWriter {
   readonly #fsync: boolean;
   readonly #ids: IdGenerator;
   readonly #dirSync: DirSyncer;
-  readonly #fsSync: FsSyncer | null;
   readonly #hashWorker: HashWorker;
   readonly #buffers = new BufferPool(WRITE_BUFFER_BYTES);
   /**
@@ -199,7 +191,6 @@ export class SpoolWriter {
     this.#tmp = joinPath(options.dir, TMP_DIR);
     this.#fsync = options.fsync;
     this.#dirSync = new DirSyncer(options.dir);
-    this.#fsSync = options.fsync && options.syncfs !== false ? FsSyncer.open(options.dir) : null;
     this.#ids = new IdGenerator(options.idState);
     this.#hashWorker = new HashWorker(
       options.onHashWorkerFailure ? { onFailure: options.onHashWorkerFailure } : {},
@@ -275,7 +266,6 @@ export class SpoolWriter {
       ids: this.#ids,
       fsync: this.#fsync,
       dirSync: this.#dirSync,
-      fsSync: this.#fsSync,
       hashWorker: this.#hashWorker,
       buffers: this.#buffers,
       commits: this.#commits,
@@ -292,16 +282,7 @@ export class SpoolWriter {
   async remove(id: string): Promise<void> {
     removeQuietly(joinPath(this.dir, `${id}.json`));
     removeQuietly(joinPath(this.dir, `${id}.eml`));
-    if (this.#fsync && !IS_WINDOWS) await (this.#fsSync ?? this.#dirSync).sync();
-  }
-
-  /**
-   * How commits are made durable, for the start-up line: `"syncfs"` (one
-   * call per round for the whole file system), `"file"` (fsync of each file
-   * and the directory) or `"off"` (`--no-fsync`).
-   */
-  get durability(): "syncfs" | "file" | "off" {
-    return !this.#fsync ? "off" : this.#fsSync !== null ? "syncfs" : "file";
+    if (this.#fsync && !IS_WINDOWS) await this.#dirSync.sync();
   }
 
   /**
@@ -394,7 +375,6 @@ export class SpoolWriter {
       await new Promise((resolve) => setTimeout(resolve, 5));
     }
     await this.#dirSync.idle();
-    await this.#fsSync?.close();
     this.#hashWorker.close();
     this.#lock.close();
   }
@@ -405,8 +385,6 @@ interface SinkContext {
   tmp: string;
   fsync: boolean;
   dirSync: DirSyncer;
-  /** Group commit by syncfs where it is used, else null (fsync off, or per-file fsync). */
-  fsSync: FsSyncer | null;
   ids: IdGenerator;
   hashWorker: HashWorker;
   buffers: BufferPool;
@@ -441,13 +419,10 @@ class Sink implements MessageSink {
   #prefix: Uint8Array | null = null;
   #prefixLength = 0;
   #state: "open" | "committing" | "done" = "open";
-  /** Failed syncfs rounds before this message's first byte (see syncfs.ts). */
-  readonly #failuresBefore: number;
 
   constructor(tmpEml: string, ctx: SinkContext) {
     this.#tmpEml = tmpEml;
     this.#ctx = ctx;
-    this.#failuresBefore = ctx.fsSync?.failures ?? 0;
   }
 
   get size(): number {
@@ -483,7 +458,7 @@ class Sink implements MessageSink {
     }
     this.#state = "committing";
     this.#ctx.commits.inFlight++;
-    const { dir, tmp, fsync, dirSync, fsSync } = this.#ctx;
+    const { dir, tmp, fsync, dirSync } = this.#ctx;
     const id = this.#ctx.ids.next();
     const tmpEml = this.#tmpEml;
     const tmpJson = joinPath(tmp, `${id}.json`);
@@ -539,11 +514,7 @@ class Sink implements MessageSink {
       if (streamed && (!fsync || IS_WINDOWS)) renameOver(tmpEml, eml);
       await this.#rename(tmpJson, json);
       named = true;
-      if (fsync) await (fsSync ?? dirSync).sync();
-      // A write-back error of this message's pages may have gone to another round.
-      if (fsSync !== null && fsSync.failures !== this.#failuresBefore) {
-        throw new Error("the file system reported a write error while the message was stored");
-      }
+      if (fsync) await dirSync.sync();
       this.#state = "done";
       return meta;
     } catch (e: unknown) {
@@ -563,7 +534,7 @@ class Sink implements MessageSink {
         : [json, tmpJson, eml, tmpEml];
       for (const path of mine) removeQuietly(path);
       // The .json may be on disk already: a crash must not bring back a message that got no 250.
-      if (named && fsync && !IS_WINDOWS) await (fsSync ?? dirSync).sync().catch(() => {});
+      if (named && fsync && !IS_WINDOWS) await dirSync.sync().catch(() => {});
       throw toSpoolError(e, `Cannot write to spool "${dir}"`);
     } finally {
       this.#ctx.commits.inFlight--;
@@ -577,8 +548,7 @@ class Sink implements MessageSink {
    * start-up removes), then its data, the .json's data and the directory
    * entry are made durable together, in parallel (a journaling file system
    * batches them into one commit; ext4 without a journal writes each inode
-   * and directory block itself), or by one syncfs round (syncfs.ts). Only
-   * then may the .json appear.
+   * and directory block itself). Only then may the .json appear.
    * allSettled: the caller's cleanup must not race a pending fsync.
    */
   async #syncWithJson(
@@ -597,7 +567,6 @@ class Sink implements MessageSink {
         return;
       }
       if (tmpEml !== null) await this.#rename(tmpEml, eml);
-      if (this.#ctx.fsSync !== null) return await this.#ctx.fsSync.sync();
       const results = await Promise.allSettled([
         file.syncData(),
         jsonFile.syncData(),

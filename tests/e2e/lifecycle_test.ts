@@ -38,41 +38,6 @@ Deno.test("e2e: port 0 picks a free port, which is logged", async () => {
   assert.match(greeting.raw, /^220 /);
 });
 
-Deno.test("e2e: the listening line says how messages are made durable", async () => {
-  // syncfs where it is as strong as fsync (Linux ≥ 5.17; ext4 with a journal, xfs, btrfs,
-  // tmpfs), else per file; /dev/shm is tmpfs on Linux.
-  const shm = Deno.build.os === "linux" && (await Deno.stat("/dev/shm").catch(() => null)) !== null;
-  const onShm = shm ? await Deno.makeTempDir({ dir: "/dev/shm", prefix: "smtpd-e2e-" }) : null;
-  const cases: [string[], RegExp][] = [
-    [[], Deno.build.os === "linux" ? /fsync=(syncfs|file)\b/ : /fsync=file\b/],
-    [["--no-fsync"], /fsync=false\b/],
-    ...(onShm === null
-      ? []
-      : [[["--spool", `${onShm}/spool`], /fsync=syncfs\b/]] as [string[], RegExp][]),
-  ];
-  try {
-    for (const [args, expected] of cases) {
-      const s = await ehloed(args);
-      await using _ = s;
-      const line = s.server.stderr().split("\n").find((l) => l.includes("listening ")) ?? "";
-      assert.match(line, expected);
-      const ids = await Promise.all(
-        ["x\r\n", "y\r\n"].map(async (body) => {
-          await using c = await s.server.connect();
-          await c.readReply();
-          await c.command("EHLO durable.example");
-          return queuedId(await transaction(c, "a@example.com", ["b@example.com"], stuff(body)));
-        }),
-      );
-      const stored = await readSpool(s.server.spool);
-      assert.deepEqual(stored.map((m) => m.id).sort(), [...ids].sort());
-      for (const msg of stored) await assertStored(msg, msg.id === ids[0] ? "x\r\n" : "y\r\n");
-    }
-  } finally {
-    if (onShm !== null) await Deno.remove(onShm, { recursive: true });
-  }
-});
-
 Deno.test("e2e: SIGTERM answers an idle session 421 4.3.2 and exits 0", async () => {
   const s = await ehloed();
   await using _ = s;

@@ -4,8 +4,7 @@ import fc from "fast-check";
 import { SpoolError, SpoolWriter, toSpoolError } from "../../../lib/spool/writer.ts";
 import type { MetaInput } from "../../../lib/spool/meta.ts";
 import { IdGenerator, idTime, isMessageId } from "../../../lib/spool/id.ts";
-import { FsSyncer } from "../../../lib/spool/syncfs.ts";
-import { withSyncfsDir, withTempDir } from "../../helpers/temp_dir.ts";
+import { withTempDir } from "../../helpers/temp_dir.ts";
 
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 
@@ -42,16 +41,6 @@ function input(overrides: Partial<MetaInput> = {}): MetaInput {
   };
 }
 
-/**
- * The three ways a commit ends: syncfs rounds (in a directory where syncfs
- * is used: tmpfs on Linux), fsync of each file, none.
- */
-const MODES = [
-  { mode: "syncfs", options: { fsync: true }, within: withSyncfsDir },
-  { mode: "per-file fsync", options: { fsync: true, syncfs: false }, within: withTempDir },
-  { mode: "no fsync", options: { fsync: false }, within: withTempDir },
-] as const;
-
 async function names(dir: string): Promise<string[]> {
   const out: string[] = [];
   // `.tmp/.lock` is the running writer's spool lock, not a message.
@@ -59,10 +48,10 @@ async function names(dir: string): Promise<string[]> {
   return out.sort();
 }
 
-for (const { mode, options, within } of MODES) {
-  Deno.test(`SpoolWriter commit stores .eml and .json (${mode})`, async () => {
-    await within(async (dir) => {
-      const spool = await SpoolWriter.open({ dir, ...options });
+for (const fsync of [true, false]) {
+  Deno.test(`SpoolWriter commit stores .eml and .json (fsync ${fsync})`, async () => {
+    await withTempDir(async (dir) => {
+      const spool = await SpoolWriter.open({ dir, fsync });
       const message = "Subject: =?utf-8?Q?h=C3=A9llo?=\r\nFrom: a@b\r\n\r\nbody\r\n.. dot\r\n";
       const sink = await spool.begin();
       const reused = enc(message);
@@ -196,65 +185,18 @@ Deno.test("SpoolWriter: abort after commit does not remove the message", async (
   });
 });
 
-for (const syncfs of [true, false]) {
-  Deno.test(`SpoolWriter: many concurrent commits with fsync all land (group commit, syncfs ${syncfs})`, async () => {
-    await (syncfs ? withSyncfsDir : withTempDir)(async (dir) => {
-      const spool = await SpoolWriter.open({ dir, fsync: true, syncfs });
-      assert.equal(spool.durability, syncfs ? "syncfs" : "file");
-      const metas = await Promise.all(
-        Array.from({ length: 40 }, async (_, i) => {
-          const sink = await spool.begin();
-          await sink.write(enc(`Subject: ${i}\r\n\r\n`));
-          return await sink.commit(input());
-        }),
-      );
-      assert.equal(new Set(metas.map((m) => m.id)).size, 40);
-      assert.equal((await names(dir)).length, 81);
-      await spool.close();
-    });
-  });
-}
-
-Deno.test("SpoolWriter.durability says how commits are made durable", async () => {
-  await withSyncfsDir(async (dir) => {
-    for (
-      const [options, durability] of [
-        [{ fsync: true }, "syncfs"],
-        [{ fsync: true, syncfs: false }, "file"],
-        [{ fsync: false }, "off"],
-      ] as const
-    ) {
-      const spool = await SpoolWriter.open({ dir, ...options });
-      assert.equal(spool.durability, durability, JSON.stringify(options));
-      await spool.close();
-    }
-  });
-});
-
-Deno.test("SpoolWriter: a syncfs round that failed while a message was stored fails its commit", async () => {
-  await withSyncfsDir(async (dir) => {
+Deno.test("SpoolWriter: many concurrent commits with fsync all land (group commit)", async () => {
+  await withTempDir(async (dir) => {
     const spool = await SpoolWriter.open({ dir, fsync: true });
-    assert.equal(spool.durability, "syncfs");
-    const sink = spool.begin();
-    sink.write(enc("Subject: lost pages\r\n\r\nhi\r\n"));
-    // Another round reported a write-back error: it may have been this message's pages.
-    const failures = Object.getOwnPropertyDescriptor(FsSyncer.prototype, "failures")!;
-    Object.defineProperty(FsSyncer.prototype, "failures", { ...failures, get: () => 1 });
-    try {
-      await assert.rejects(sink.commit(input()), (e: unknown) => {
-        assert.ok(e instanceof SpoolError);
-        assert.equal(e.kind, "unwritable");
-        assert.match(e.message, /reported a write error/);
-        return true;
-      });
-    } finally {
-      Object.defineProperty(FsSyncer.prototype, "failures", failures);
-    }
-    assert.deepEqual(await names(dir), [".tmp"], "no .json: the message got no 250");
-    const next = spool.begin(); // begins after the failure: stored
-    next.write(enc("Subject: later\r\n\r\n"));
-    const meta = await next.commit(input());
-    assert.deepEqual(await names(dir), [".tmp", `${meta.id}.eml`, `${meta.id}.json`]);
+    const metas = await Promise.all(
+      Array.from({ length: 40 }, async (_, i) => {
+        const sink = await spool.begin();
+        await sink.write(enc(`Subject: ${i}\r\n\r\n`));
+        return await sink.commit(input());
+      }),
+    );
+    assert.equal(new Set(metas.map((m) => m.id)).size, 40);
+    assert.equal((await names(dir)).length, 81);
     await spool.close();
   });
 });
@@ -349,12 +291,12 @@ Deno.test("SpoolWriter.repair: a writer whose spool another one recreated takes 
   await Deno.remove(dir, { recursive: true });
 });
 
-for (const { mode, options, within } of MODES) {
+for (const fsync of [false, true]) {
   for (const [what, bytes] of [["small", 1024], ["streamed", 200 * 1024]] as const) {
-    Deno.test(`SpoolWriter: a failed commit of a ${what} body leaves no .eml (${mode})`, async () => {
-      await within((dir) =>
+    Deno.test(`SpoolWriter: a failed commit of a ${what} body leaves no .eml (fsync ${fsync})`, async () => {
+      await withTempDir((dir) =>
         withFixedId(async () => {
-          const spool = await SpoolWriter.open({ dir, ...options });
+          const spool = await SpoolWriter.open({ dir, fsync });
           const sink = await spool.begin();
           await sink.write(enc("Subject: x\r\n\r\n" + "a".repeat(bytes)));
           // The small body is written as <id>.eml directly, the streamed one renamed there.
@@ -450,10 +392,10 @@ Deno.test("SpoolWriter: close waits for commits in flight before it releases the
   });
 });
 
-for (const { mode, options, within } of MODES) {
-  Deno.test(`SpoolWriter: a small message touches the disk only at commit (${mode})`, async () => {
-    await within(async (dir) => {
-      const spool = await SpoolWriter.open({ dir, ...options });
+for (const fsync of [true, false]) {
+  Deno.test(`SpoolWriter: a small message touches the disk only at commit (fsync ${fsync})`, async () => {
+    await withTempDir(async (dir) => {
+      const spool = await SpoolWriter.open({ dir, fsync });
       const small = spool.begin();
       small.write(enc("Subject: small\r\n\r\nhi\r\n"));
       assert.deepEqual(await names(`${dir}/.tmp`), [], "a small body goes straight to <id>.eml");
@@ -481,12 +423,12 @@ for (const { mode, options, within } of MODES) {
   });
 }
 
-for (const { mode, options, within } of MODES) {
+for (const fsync of [false, true]) {
   for (const [what, bytes] of [["small", 1024], ["streamed", 200 * 1024]] as const) {
-    Deno.test(`SpoolWriter: a commit whose ID is taken leaves the other message's files (${what}, ${mode})`, async () => {
-      await within((dir) =>
+    Deno.test(`SpoolWriter: a commit whose ID is taken leaves the other message's files (${what}, fsync ${fsync})`, async () => {
+      await withTempDir((dir) =>
         withFixedId(async () => {
-          const spool = await SpoolWriter.open({ dir, ...options });
+          const spool = await SpoolWriter.open({ dir, fsync });
           // The final .eml is taken (only a small body is created there; a streamed one is renamed).
           if (what === "small") {
             const sink = spool.begin();
