@@ -110,6 +110,9 @@ export class Connection {
   #afterFlush: Pick<MessageOutcome, "after" | "unsent">[] = [];
   #onData = (chunk: Uint8Array) => this.#receive(chunk);
   #onClose = () => this.#finish("closed");
+  #onEnd = () => this.#peerEnd();
+  /** The client closed its sending side: answer what it sent, then close. */
+  #peerEnded = false;
 
   constructor(socket: WireSocket, options: ConnectionOptions) {
     this.#socket = socket;
@@ -171,6 +174,7 @@ export class Connection {
     socket.on("data", this.#onData);
     socket.on("error", () => this.destroy("socket error"));
     socket.on("close", this.#onClose);
+    socket.on("end", this.#onEnd);
     socket.setNoDelay(true);
     // A `--timeout` past 2^31-1 ms would overflow the timer and fire at once.
     socket.setTimeout(timerDelay(this.#options.timeoutMs), () => this.#timeout());
@@ -202,6 +206,11 @@ export class Connection {
     let step: Promise<void> | "need-data" | "closed";
     try {
       step = this.#drive();
+      if (step === "need-data" && this.#peerEnded) {
+        // Nothing more will come: what was received is answered, then the end.
+        this.#flushThenEnd();
+        return;
+      }
       if (step === "need-data") {
         // Everything received is parsed: only now may the socket read again,
         // so a client pipelining through slow commits cannot grow memory.
@@ -418,6 +427,21 @@ export class Connection {
     this.#socket.off("data", this.#onData);
     this.#out.push(formatReply(reply));
     this.#options.handler.replied(reply);
+    this.#flushThenEnd();
+  }
+
+  /**
+   * The client half-closed (`shutdown(SHUT_WR)`, `nc -N`). Commands it
+   * pipelined before are still executed and answered (a message whose end
+   * arrived gets its 250), as Postfix does. But a client that sent nothing
+   * after a command still being processed (the end of data) is taken as gone:
+   * a FIN looks the same whether it half-closed or left, and a message must
+   * not be stored for a client that never sees its 250 (SPEC §3).
+   */
+  #peerEnd(): void {
+    if (this.#closing) return;
+    this.#peerEnded = true;
+    if (this.#busy && this.#session.pending().length > 0) return; // #run ends after them
     this.#flushThenEnd();
   }
 

@@ -167,7 +167,7 @@ function bindNative(
 }
 
 function bindNode(spec: ListenSpec, onSocket: OnSocket): Promise<BoundListener> {
-  const server: Server = createServer({ allowHalfOpen: false });
+  const server: Server = createServer({ allowHalfOpen: true });
   return new Promise((resolve, reject) => {
     const onError = (e: unknown) => reject(listenError(spec, e));
     server.once("error", onError);

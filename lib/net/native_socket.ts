@@ -189,10 +189,10 @@ export class NativeSocket extends EventEmitter implements WireSocket {
       }
       if (this.#destroyed) return;
       if (n === null) {
+        // node's allowHalfOpen: true: the consumer still answers what it
+        // received, then ends (a client may half-close after pipelining).
         this.#eof = true;
         this.emit("end");
-        // node's allowHalfOpen: false: flush what is queued, then close.
-        this.end();
         return;
       }
       this.#touch();

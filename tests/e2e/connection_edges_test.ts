@@ -65,3 +65,51 @@ Deno.test("e2e: replies to pipelined transactions flow while the client keeps se
     await client.close();
   }
 });
+
+/** A whole session sent at once; the client then half-closes and reads every reply. */
+async function halfClosedSession(port: number, afterDot: string): Promise<string[]> {
+  const client = await RawClient.connect(port);
+  try {
+    await client.send(
+      "EHLO t\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n" +
+        "Subject: half\r\n\r\nclosed\r\n.\r\n" + afterDot,
+    );
+    await client.closeWrite();
+    const codes: string[] = [];
+    while (true) {
+      const reply = await client.readReply(5000).catch(() => null);
+      if (reply === null) break;
+      codes.push(reply.raw.split("\r\n").at(-2) ?? reply.raw);
+    }
+    assert.ok(client.closed, "the server closed once everything was answered");
+    return codes;
+  } finally {
+    await client.close();
+  }
+}
+
+for (const delay of [[], ["--fault", "data delay 300ms"]]) {
+  Deno.test(`e2e: a client that half-closes after pipelining a session gets every reply${delay.length ? " (slow commit)" : ""}`, async () => {
+    await using server = await startServer(delay);
+    const lines = await halfClosedSession(server.port, "QUIT\r\n");
+    assert.equal(lines.length, 7, lines.join(" | "));
+    assert.match(lines[5]!, /^250 2\.0\.0 Ok: queued as /);
+    assert.match(lines[6]!, /^221 2\.0\.0/);
+    const stored = await poll("the stored message", 5000, () => {
+      const names = [...Deno.readDirSync(server.spool)].map((e) => e.name);
+      return names.some((n) => n.endsWith(".json")) ? names : undefined;
+    });
+    assert.equal(stored.filter((n) => n.endsWith(".json")).length, 1);
+  });
+}
+
+Deno.test("e2e: a half-close with nothing sent after the final dot counts as leaving: no .json", async () => {
+  // A FIN reads the same whether the client half-closed or left (README, "half-close").
+  await using server = await startServer(["--fault", "data delay 300ms"]);
+  const lines = await halfClosedSession(server.port, "");
+  assert.match(lines.at(-1)!, /^354 /);
+  await server.waitForStderr(/connection closed/);
+  await new Promise((r) => setTimeout(r, 600));
+  const names = [...Deno.readDirSync(server.spool)].map((e) => e.name);
+  assert.deepEqual(names.filter((n) => n.endsWith(".json") || n.endsWith(".eml")), []);
+});

@@ -212,6 +212,11 @@ export class RawClient implements AsyncDisposable {
     return this.#readError;
   }
 
+  /** Closes the sending side only (`shutdown(SHUT_WR)`): replies can still be read. */
+  async closeWrite(): Promise<void> {
+    await this.#conn.closeWrite();
+  }
+
   /** Closes the socket and waits for the read loop to end. Idempotent. */
   async close(): Promise<void> {
     if (!this.#closed) {

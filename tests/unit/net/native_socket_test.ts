@@ -114,17 +114,25 @@ Deno.test("NativeSocket: end() delivers every queued byte, then the peer reads E
   }
 });
 
-Deno.test("NativeSocket: a peer's EOF flushes pending replies, then emits close", async () => {
+Deno.test("NativeSocket: a peer's EOF is told as end; the consumer answers, ends, and it closes", async () => {
   const { socket, client, close } = await pair();
   try {
     const closed = new Promise<void>((done) => socket.once("close", done));
+    let ended = false;
     socket.on("data", () => {
-      socket.write(encoder.encode("221 bye\r\n"));
+      // A reply written after the data was read, before the consumer learns of the EOF.
+      setTimeout(() => socket.write(encoder.encode("221 bye\r\n")), 50);
+    });
+    socket.on("end", () => {
+      ended = true;
+      assert.equal(socket.destroyed, false, "half-open: the consumer may still answer");
+      setTimeout(() => socket.end(), 100);
     });
     await client.write(encoder.encode("QUIT\r\n"));
     await client.closeWrite();
     assert.equal(await readAll(client), "221 bye\r\n");
     await closed;
+    assert.ok(ended);
     assert.equal(socket.destroyed, true);
   } finally {
     close();
