@@ -434,7 +434,8 @@ export class Connection {
    * The client half-closed (`shutdown(SHUT_WR)`, `nc -N`). Commands it
    * pipelined before are still executed and answered (a message whose end
    * arrived gets its 250), as Postfix does. But a client that sent nothing
-   * after a command still being processed (the end of data) is taken as gone:
+   * after a command still being processed (the end of data, a delay, a
+   * callback) is taken as gone:
    * a FIN looks the same whether it half-closed or left, and a message must
    * not be stored for a client that never sees its 250 (SPEC §3).
    */
