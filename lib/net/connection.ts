@@ -326,6 +326,8 @@ export class Connection {
         case "message-end":
           pending = settle(handler.messageEnd(ev.envelope, ev.size), (outcome) => {
             if (outcome === "disconnect") return this.#drop();
+            // The client left in the same tick as the commit ended: its 250 is never sent.
+            if (this.#closed) return void outcome.unsent?.();
             if (outcome.after || outcome.unsent) this.#afterFlush.push(outcome);
             session.resumeMessageEnd(outcome.reply);
           });
@@ -361,6 +363,7 @@ export class Connection {
     // CVE-2011-0411: nothing read after STARTTLS may reach the session. The
     // session dropped what it had; stop reading plaintext before the 220 goes out.
     plain.removeListener("data", this.#onData);
+    plain.removeListener("end", this.#onEnd);
     plain.pause();
     const queued = this.#out;
     this.#out = [];

@@ -77,6 +77,7 @@ export function upgradeServerSocket(
       secure.off("secure", onSecure);
       secure.off("error", onError);
       secure.off("close", onClose);
+      secure.off("end", onClose);
       socket.off("error", onError);
     }
     function fail(reason: string): void {
@@ -108,6 +109,8 @@ export function upgradeServerSocket(
     secure.on("error", onError);
     // A peer that hangs up mid-handshake gets `end`/`close`, not `error`.
     secure.on("close", onClose);
+    // allowHalfOpen (inherited from the listener): a FIN ends, it does not close.
+    secure.on("end", onClose);
     socket.on("error", onError);
   });
 }

@@ -8,22 +8,40 @@ import assert from "node:assert/strict";
 import { poll, startServer } from "../helpers/launcher.ts";
 import { RawClient } from "../helpers/raw_client.ts";
 
-Deno.test("e2e: a client leaving during a connect delay frees its --max-connections slot", async () => {
-  await using server = await startServer([
-    "--max-connections",
-    "1",
-    "--fault",
-    "connect delay 500ms",
-  ]);
-  const early = await RawClient.connect(server.port);
-  await early.close(); // gone before the greeting
-  await new Promise((r) => setTimeout(r, 700));
-  const next = await RawClient.connect(server.port);
+// With TLS configured the plain listener is node:net's (half-open sockets), else Deno's own.
+for (const tls of [[], ["--tls-self-signed"]]) {
+  Deno.test(`e2e: a client leaving during a connect delay frees its --max-connections slot${tls.length ? " (TLS configured)" : ""}`, async () => {
+    await using server = await startServer([
+      "--max-connections",
+      "1",
+      "--fault",
+      "connect delay 500ms",
+      ...tls,
+    ]);
+    const early = await RawClient.connect(server.port);
+    await early.close(); // gone before the greeting
+    await new Promise((r) => setTimeout(r, 700));
+    const next = await RawClient.connect(server.port);
+    try {
+      const greeting = await next.readReply(5000);
+      assert.equal(greeting.code, 220, "the slot was released, not 421 too many connections");
+    } finally {
+      await next.close();
+    }
+  });
+}
+
+Deno.test("e2e: a FIN instead of the TLS handshake after STARTTLS closes the connection at once", async () => {
+  await using server = await startServer(["--tls-self-signed"]);
+  const client = await RawClient.connect(server.port);
   try {
-    const greeting = await next.readReply(5000);
-    assert.equal(greeting.code, 220, "the slot was released, not 421 too many connections");
+    await client.readReply();
+    await client.command("EHLO t");
+    assert.equal((await client.command("STARTTLS")).code, 220);
+    await client.closeWrite();
+    await client.expectClosed(5000); // not after the handshake timeout
   } finally {
-    await next.close();
+    await client.close();
   }
 });
 
