@@ -438,9 +438,9 @@ export class Connection {
    * pipelined before are still executed and answered (a message whose end
    * arrived gets its 250), as Postfix does. But a client that sent nothing
    * after a command still being processed (the end of data, a delay, a
-   * callback) is taken as gone:
-   * a FIN looks the same whether it half-closed or left, and a message must
-   * not be stored for a client that never sees its 250 (SPEC §3).
+   * callback) is taken as gone: a FIN looks the same whether it half-closed
+   * or left, and a message must not be stored for a client that never sees
+   * its 250 (SPEC §3).
    */
   #peerEnd(): void {
     if (this.#closing) return;
