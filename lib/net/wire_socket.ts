@@ -14,6 +14,8 @@ export interface WireSocket {
   readonly localAddress?: string | undefined;
   readonly localPort?: number | undefined;
   readonly destroyed: boolean;
+  /** node:net: the peer's FIN was read (`end` emitted), perhaps before anyone listened. */
+  readonly readableEnded?: boolean;
   /** Bytes accepted by `write` and not yet handed to the kernel. */
   readonly writableLength: number;
   // deno-lint-ignore no-explicit-any

@@ -36,8 +36,7 @@ export class HookRunner {
   #queue: HookEnv[] = [];
   /** Hooks started and not finished, spawned or not yet. */
   #active = 0;
-  /** The spawned ones, for `cancel()`. */
-  /** Running hooks and the message each one is for. */
+  /** The spawned ones and the message each is for, for `cancel()`. */
   #children = new Map<Deno.ChildProcess, string>();
   #idleWaiters: (() => void)[] = [];
 

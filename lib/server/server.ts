@@ -235,7 +235,7 @@ export class Server {
     if (refusal) this.#logReply(refusal, conn, client.address);
     // The client may have left during a connect delay or an async onConnect:
     // no Connection would ever see its "close" and free the slot.
-    if (stream.destroyed || (stream as { readableEnded?: boolean }).readableEnded) {
+    if (stream.destroyed || stream.readableEnded === true) {
       stream.destroy();
       closeEarly("closed");
       return;

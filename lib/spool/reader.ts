@@ -274,7 +274,8 @@ export class SpoolReader {
       removed++;
       try {
         // Only a file: Deno.remove would also take an empty directory of that name.
-        if (!(await Deno.lstat(this.emlPath(id))).isDirectory) await Deno.remove(this.emlPath(id));
+        const eml = this.emlPath(id);
+        if (!(await Deno.lstat(eml)).isDirectory) await Deno.remove(eml);
       } catch (e: unknown) {
         if (!(e instanceof Deno.errors.NotFound)) throw e;
       }

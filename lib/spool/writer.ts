@@ -334,11 +334,7 @@ export class SpoolWriter {
     }
     const old = this.#lock; // its file went with the old .tmp/
     this.#lock = lock;
-    try {
-      old.close();
-    } catch {
-      // Already closed: nothing held.
-    }
+    closeQuietly(old);
     return true;
   }
 
@@ -700,11 +696,7 @@ class Sink implements MessageSink {
   }
 
   #closeFile(): void {
-    try {
-      this.#file?.close();
-    } catch {
-      // Closing can only fail when it is already closed.
-    }
+    if (this.#file !== null) closeQuietly(this.#file);
     this.#file = null;
   }
 }
@@ -720,7 +712,7 @@ async function createSettled(
   }
 }
 
-/** Closes a file that may be closed already (its commit failed part-way). */
+/** Closes a file that may be closed already (a commit that failed part-way, an old lock). */
 function closeQuietly(file: Deno.FsFile): void {
   try {
     file.close();
