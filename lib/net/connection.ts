@@ -113,6 +113,8 @@ export class Connection {
   #onEnd = () => this.#peerEnd();
   /** The client closed its sending side: answer what it sent, then close. */
   #peerEnded = false;
+  /** A `disconnect` fault: the replies owed are flushing, then the close; no more commands. */
+  #dropping = false;
 
   constructor(socket: WireSocket, options: ConnectionOptions) {
     this.#socket = socket;
@@ -263,7 +265,7 @@ export class Connection {
     const session = this.#session;
     const handler = this.#options.handler;
     for (;;) {
-      if (this.#closing) return "closed";
+      if (this.#closing || this.#dropping) return "closed";
       const ev = session.next();
       let pending: Promise<void> | null = null;
       switch (ev.type) {
@@ -458,8 +460,22 @@ export class Connection {
     this.#closeWith(REPLY_TIMEOUT(this.#options.config.hostname));
   }
 
+  /**
+   * A `disconnect` fault: no reply to the faulted command, and nothing after
+   * it is executed, but the replies to commands pipelined before it are owed
+   * in order (SPEC §4), so they are flushed before the close.
+   */
   #drop(): void {
-    this.destroy("disconnect fault");
+    if (this.#closing || this.#dropping) return;
+    this.#dropping = true;
+    this.#socket.off("data", this.#onData);
+    const close = () => {
+      this.#end();
+      this.#finish("disconnect fault");
+    };
+    const drain = this.#flush();
+    if (drain) void drain.then(close);
+    else close();
   }
 
   #end(): void {

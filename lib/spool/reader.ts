@@ -292,7 +292,11 @@ export class SpoolReader {
       if (e instanceof Deno.errors.NotFound || e instanceof Deno.errors.IsADirectory) {
         return { status: "missing" };
       }
-      throw e;
+      // One file the reader may not read (mode 000, an I/O error) spoils no listing.
+      // The OS reason without the path Deno appends ("…(os error 13): readfile '…'").
+      const message = e instanceof Error ? e.message : String(e);
+      const reason = /^.*?\(os error \d+\)/.exec(message)?.[0] ?? message.split("\n", 1)[0];
+      return { status: "unreadable", reason: `cannot read it: ${reason}` };
     }
     const meta = parseMeta(text);
     if (meta === null) return { status: "unreadable", reason: metaProblem(text) };

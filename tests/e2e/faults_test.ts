@@ -179,6 +179,28 @@ Deno.test("e2e faults: data disconnect drops the connection at end of data and s
   await assertOnly(server.spool, [id]);
 });
 
+Deno.test("e2e faults: a disconnect fault still sends the replies to the commands pipelined before it", async () => {
+  await using server = await startServer(["--fault", "rcpt~^cut@ disconnect"]);
+  {
+    await using c = await server.connect();
+    assert.equal((await c.readReply()).code, 220);
+    await c.send(
+      "EHLO client.example\r\nNOOP\r\nMAIL FROM:<a@example.com>\r\n" +
+        "RCPT TO:<ok@example.com>\r\nRCPT TO:<cut@example.com>\r\nRSET\r\n",
+    );
+    assert.deepEqual(
+      [await c.readReply(), await c.readReply(), await c.readReply(), await c.readReply()].map(
+        (r) => r.code,
+      ),
+      [250, 250, 250, 250],
+      "EHLO, NOOP, MAIL and the first RCPT are answered",
+    );
+    await c.expectClosed(); // fails on any byte after those four replies
+  }
+  await server.waitForStderr(/connection closed conn=1 .*reason="?disconnect fault"? ms=\d+/);
+  assert.deepEqual(await spoolNames(server.spool), [], "nothing stored");
+});
+
 Deno.test("e2e faults: helo~REGEX refuses that HELO name only", async () => {
   await using server = await startServer(["--fault", "helo~^bad\\. 554 5.7.1 Go away"]);
   await using c = await server.connect();

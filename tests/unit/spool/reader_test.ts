@@ -81,6 +81,29 @@ Deno.test("SpoolReader lists complete messages in id order and filters them", as
   });
 });
 
+Deno.test({
+  name: "SpoolReader: a .json that cannot be read is skipped by list and unreadable to read",
+  // ELOOP's number and symlinks without privileges are Linux's.
+  ignore: Deno.build.os !== "linux",
+}, async () => {
+  await withSpool(async (dir, spool) => {
+    const reader = new SpoolReader(dir);
+    const a = await store(spool, "a@x", ["b@x"], "Subject: one");
+    // A symlink loop: a read error (ELOOP) that even root gets, unlike mode 000.
+    const looped = "01ARZ3NDEKTSV4RRFFQ69G5FAV";
+    await Deno.symlink(`${dir}/${looped}.json`, `${dir}/${looped}.json`);
+    const skipped: string[] = [];
+    const onUnreadable = (id: string, reason: string) => skipped.push(`${id}: ${reason}`);
+    assert.deepEqual((await collect(reader.list(undefined, { onUnreadable }))).map((m) => m.id), [
+      a.id,
+    ]);
+    assert.equal(skipped.length, 1);
+    assert.match(skipped[0]!, /^01ARZ3NDEKTSV4RRFFQ69G5FAV: cannot read it: .*\(os error 40\)$/);
+    const read = await reader.read(looped);
+    assert.equal(read.status, "unreadable");
+  });
+});
+
 Deno.test("SpoolReader.read tells a missing message from one whose .json is not valid", async () => {
   await withSpool(async (dir, spool) => {
     const reader = new SpoolReader(dir);
