@@ -508,11 +508,35 @@ export async function serveHelper(
   return server;
 }
 
-function installSignals(server: Server, logger: Logger): () => void {
-  // Windows delivers only SIGINT and SIGBREAK to Deno (SPEC §7).
-  const signals: Deno.Signal[] = Deno.build.os === "windows"
-    ? ["SIGINT", "SIGBREAK"]
-    : ["SIGINT", "SIGTERM"];
+/** Windows delivers only SIGINT and SIGBREAK to Deno (SPEC §7). */
+const STOP_SIGNALS: Deno.Signal[] = Deno.build.os === "windows"
+  ? ["SIGINT", "SIGBREAK"]
+  : ["SIGINT", "SIGTERM"];
+
+/**
+ * Counts the stop signals that arrive while the server starts (parsing,
+ * certificate, spool, bind), which would otherwise end the process with
+ * the signal's default action (exit 143) instead of SPEC §2's exit 0.
+ */
+function holdSignals(): { received: () => number; release: () => void } {
+  let received = 0;
+  const onSignal = () => received++;
+  for (const s of STOP_SIGNALS) Deno.addSignalListener(s, onSignal);
+  return {
+    received: () => received,
+    release: () => {
+      for (const s of STOP_SIGNALS) Deno.removeSignalListener(s, onSignal);
+    },
+  };
+}
+
+/** The stop signals' handlers; `replay` acts on signals that came during start-up. */
+interface SignalHandlers {
+  uninstall: () => void;
+  replay: (count: number) => void;
+}
+
+function installSignals(server: Server, logger: Logger): SignalHandlers {
   let received = 0;
   const onSignal = () => {
     received++;
@@ -524,9 +548,14 @@ function installSignals(server: Server, logger: Logger): () => void {
       server.abort();
     }
   };
-  for (const s of signals) Deno.addSignalListener(s, onSignal);
-  return () => {
-    for (const s of signals) Deno.removeSignalListener(s, onSignal);
+  for (const s of STOP_SIGNALS) Deno.addSignalListener(s, onSignal);
+  return {
+    uninstall: () => {
+      for (const s of STOP_SIGNALS) Deno.removeSignalListener(s, onSignal);
+    },
+    replay: (count) => {
+      for (let i = 0; i < Math.min(count, 2); i++) onSignal();
+    },
   };
 }
 
@@ -535,6 +564,15 @@ function installSignals(server: Server, logger: Logger): () => void {
  * file written). Rejects with `OptionError` (bad option) or `StartupError`.
  */
 export async function serve(options: ServeOptions = {}): Promise<ServerHandle> {
+  const held = options.handleSignals ? holdSignals() : null;
+  try {
+    return await start(options, held?.received ?? (() => 0));
+  } finally {
+    held?.release();
+  }
+}
+
+async function start(options: ServeOptions, earlySignals: () => number): Promise<ServerHandle> {
   // First: whatever fails below, a poller must not take an earlier run's file for this one.
   if (options.readyFile !== undefined) await removeStaleReadyFile(options.readyFile);
   const s = await setup(options);
@@ -575,7 +613,10 @@ export async function serve(options: ServeOptions = {}): Promise<ServerHandle> {
   }
   const addresses = server.listeners.map((l) => ({ address: l.address, port: l.port, tls: l.tls }));
   // Before the helper starts: the listeners already accept, so a signal must drain.
-  const uninstall = options.handleSignals ? installSignals(server, logger) : () => {};
+  const signals = options.handleSignals ? installSignals(server, logger) : null;
+  const uninstall = () => signals?.uninstall();
+  // Counted now: from here on the installed handlers see every new signal too.
+  const early = earlySignals();
   void server.finished.then(uninstall);
   const helper = obstacle === null
     ? await HelperThread.start(options, shared, addresses, logger, spool)
@@ -605,5 +646,7 @@ export async function serve(options: ServeOptions = {}): Promise<ServerHandle> {
     fsync: options.noFsync !== true,
     threads: helper ? 2 : 1,
   });
+  // Acted on once the server is fully up, so the log and the ready file read in order.
+  signals?.replay(early);
   return { addresses, close: () => server.close(), finished: server.finished };
 }

@@ -5,7 +5,17 @@
  */
 
 import assert from "node:assert/strict";
-import { assertStored, ehloed, readSpool, runCli, started } from "../helpers/launcher.ts";
+import {
+  assertStored,
+  ehloed,
+  poll,
+  readSpool,
+  repoPath,
+  runCli,
+  runFlags,
+  started,
+} from "../helpers/launcher.ts";
+import { findOnPath } from "../helpers/clients.ts";
 import { queuedId, RawClient, stuff, transaction } from "../helpers/raw_client.ts";
 
 /** An id of the form the spool writes (26 Crockford base32 characters). */
@@ -202,5 +212,60 @@ Deno.test("e2e: the ready file and the listening line give the address bound, no
       await using c = await RawClient.connect(l.port, l.address);
       assert.equal((await c.readReply()).code, 220);
     });
+  }
+});
+
+Deno.test({
+  name: "e2e: SIGTERM while the server starts is held: it starts, drains and exits 0",
+  // A FIFO holds start-up at a known point; /proc tells when the server waits on it.
+  ignore: Deno.build.os !== "linux" || findOnPath("mkfifo") === null,
+}, async () => {
+  const dir = await Deno.makeTempDir({ prefix: "smtpd-e2e-" });
+  const fifo = `${dir}/auth.fifo`;
+  try {
+    assert.equal((await new Deno.Command("mkfifo", { args: [fifo] }).output()).code, 0);
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        ...runFlags(),
+        repoPath("main.ts"),
+        "--listen",
+        "127.0.0.1:0",
+        "--spool",
+        `${dir}/spool`,
+        "--auth-file",
+        fifo,
+      ],
+      stdin: "null",
+      stdout: "null",
+      stderr: "piped",
+    }).spawn();
+    const stderr = new Response(child.stderr).text();
+    // Reading the auth file blocks in open(2) until a writer comes: the server is starting.
+    await poll("the server to open its auth file", 20_000, async () => {
+      for await (const task of Deno.readDir(`/proc/${child.pid}/task`)) {
+        const wchan = await Deno.readTextFile(`/proc/${child.pid}/task/${task.name}/wchan`)
+          .catch(() => "");
+        if (wchan.trim() === "wait_for_partner") return true;
+      }
+      return undefined;
+    }).catch((e: unknown) => {
+      child.kill("SIGKILL");
+      throw e;
+    });
+    child.kill("SIGTERM");
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    // From a child with a time limit: with no reader left, opening a FIFO to write blocks.
+    await new Deno.Command("sh", {
+      args: ["-c", 'printf "bob:secret\\n" > "$1"', "sh", fifo],
+      signal: AbortSignal.timeout(10_000),
+    }).output();
+    const status = await child.status;
+    const log = await stderr;
+    assert.equal(status.code, 0, log);
+    assert.match(log, /listening .*\n.*signal received: draining/);
+    assert.match(log, /stopped stored=0/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 });
