@@ -567,8 +567,31 @@ export async function serve(options: ServeOptions = {}): Promise<ServerHandle> {
   const held = options.handleSignals ? holdSignals() : null;
   try {
     return await start(options, held?.received ?? (() => 0));
+  } catch (e: unknown) {
+    if (e instanceof StartupError) logStartupFailure(options, e);
+    throw e;
   } finally {
     held?.release();
+  }
+}
+
+/**
+ * A start-up failure is an error event of SPEC §5: with `--log-file` it is
+ * written there too (the caller still prints its one line on stderr).
+ * Best effort: the log file may be the very thing that failed.
+ */
+function logStartupFailure(options: ServeOptions, e: StartupError): void {
+  if (options.logFile === undefined) return;
+  const lines: string[] = [];
+  new Logger({
+    level: options.logLevel ?? DEFAULTS.logLevel,
+    format: options.logFormat ?? DEFAULTS.logFormat,
+    sink: (line) => lines.push(line),
+  }).error("start-up failed", { error: e.message });
+  try {
+    Deno.writeTextFileSync(options.logFile, lines.map((l) => l + "\n").join(""), { append: true });
+  } catch {
+    // The log file cannot be written: stderr has the reason.
   }
 }
 

@@ -54,13 +54,32 @@ Deno.test("e2e: a bad flag value exits 2 with one line naming the flag", async (
   assertOneLine(env.stderr, /timeout/i);
 });
 
-Deno.test("e2e: a port in use exits 1 with one line", async () => {
+Deno.test("e2e: a port in use exits 1 with one line (and an error event in --log-file)", async () => {
   await using server = await started();
   const dir = await Deno.makeTempDir({ prefix: "smtpd-e2e-" });
   try {
     const r = await runCli(["--listen", `127.0.0.1:${server.port}`, "--spool", `${dir}/spool`]);
     assert.equal(r.code, 1, r.stderr);
     assertOneLine(r.stderr, new RegExp(`127\\.0\\.0\\.1:${server.port}`));
+    // With --log-file the failure is an error event there too (SPEC §5), in the log's format.
+    const log = `${dir}/smtpd.log`;
+    const logged = await runCli([
+      "--listen",
+      `127.0.0.1:${server.port}`,
+      "--spool",
+      `${dir}/spool`,
+      "--log-file",
+      log,
+      "--log-format",
+      "json",
+    ]);
+    assert.equal(logged.code, 1, logged.stderr);
+    assertOneLine(logged.stderr, new RegExp(`127\\.0\\.0\\.1:${server.port}`));
+    const events = (await Deno.readTextFile(log)).trim().split("\n").map((l) => JSON.parse(l));
+    const last = events.at(-1);
+    assert.equal(last.level, "error");
+    assert.equal(last.msg, "start-up failed");
+    assert.match(last.error, new RegExp(`127\\.0\\.0\\.1:${server.port}.*in use`));
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
