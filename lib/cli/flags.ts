@@ -220,9 +220,10 @@ function strictParse(
   flags: Readonly<Record<string, FlagSpec>>,
   positionals: number,
 ): { values: Values; positionals: string[] } {
+  const assigned = booleanAssignments(args, flags);
   try {
     const result = parseArgs({
-      args: [...args],
+      args: assigned.args,
       options: parseArgsOptions(flags),
       strict: true,
       allowPositionals: positionals > 0,
@@ -230,7 +231,10 @@ function strictParse(
     if (result.positionals.length > positionals) {
       throw new UsageError(`unexpected argument "${result.positionals[positionals]}"`);
     }
-    return { values: result.values as Values, positionals: result.positionals };
+    const values = result.values as Values;
+    // The last of `--flag` and `--flag=false` wins.
+    for (const [name, on] of assigned.last) if (!on) values[name] = false;
+    return { values, positionals: result.positionals };
   } catch (e: unknown) {
     if (e instanceof UsageError) throw e;
     const code = (e as { code?: string }).code;
@@ -251,6 +255,51 @@ function strictParse(
     }
     throw e;
   }
+}
+
+/**
+ * `--flag=true` and `--flag=false` (or 1/yes, 0/no) for a boolean flag, so a
+ * flag can also switch off what its `SMTPD_*` variable switched on (flags
+ * win over variables, SPEC §2). Returns the arguments parseArgs can read
+ * (`--flag=true` becomes `--flag`, `--flag=false` is taken out) and the last
+ * state named for each boolean flag.
+ */
+function booleanAssignments(
+  args: readonly string[],
+  flags: Readonly<Record<string, FlagSpec>>,
+): { args: string[]; last: Map<string, boolean> } {
+  const out: string[] = [];
+  const last = new Map<string, boolean>();
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg === "--") {
+      out.push(...args.slice(i));
+      break;
+    }
+    const m = /^--([^=]+)(?:=(.*))?$/s.exec(arg);
+    if (m === null || flags[m[1]!]?.kind !== "boolean") {
+      out.push(arg);
+      continue;
+    }
+    const name = m[1]!;
+    if (m[2] === undefined) {
+      last.set(name, true);
+      out.push(arg);
+      continue;
+    }
+    const word = m[2].trim().toLowerCase();
+    const on = TRUE_WORDS.includes(word)
+      ? true
+      : FALSE_WORDS.includes(word) && word !== ""
+      ? false
+      : null;
+    if (on === null) {
+      throw new UsageError(`expected true or false, found "${m[2]}"`, `--${name}`);
+    }
+    last.set(name, on);
+    if (on) out.push(`--${name}`);
+  }
+  return { args: out, last };
 }
 
 function wantsHelp(args: readonly string[]): boolean {

@@ -47,7 +47,8 @@ Flags (each also read from SMTPD_<FLAG>, e.g. SMTPD_MAX_SIZE; a flag wins over i
   --version                print the version
   -h, --help               print this help
 
-Booleans in variables: 1, true, yes (on) or 0, false, no, empty (off). Repeatable flags in
+Booleans in variables: 1, true, yes (on) or 0, false, no, empty (off). A boolean flag also
+takes =true or =false, so --no-fsync=false overrides SMTPD_NO_FSYNC=1. Repeatable flags in
 variables: SMTPD_LISTEN, SMTPD_LISTEN_TLS and SMTPD_TRUST_PROXY take several values separated
 by commas or spaces; SMTPD_ACCEPT_RCPT and SMTPD_FAULT take one value per line.
 

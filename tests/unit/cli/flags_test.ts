@@ -181,6 +181,19 @@ Deno.test("parseCommandLine reads boolean variables as 1/true/yes and 0/false/no
   assert.equal(serve(["--no-fsync"], { SMTPD_NO_FSYNC: "0" }).noFsync, true);
 });
 
+Deno.test("parseCommandLine: --flag=false switches off a boolean its variable switched on", () => {
+  const on = { SMTPD_NO_FSYNC: "1", SMTPD_REQUIRE_AUTH: "yes" };
+  assert.equal(serve([], on).noFsync, true);
+  assert.equal(serve(["--no-fsync=false"], on).noFsync, false);
+  assert.equal(serve(["--no-fsync=0", "--require-auth=NO"], on).requireAuth, false);
+  assert.equal(serve(["--no-fsync=yes"]).noFsync, true);
+  assert.equal(serve(["--no-fsync=1"]).noFsync, true);
+  // The last of --flag and --flag=false wins.
+  assert.equal(serve(["--no-fsync", "--no-fsync=false"]).noFsync, false);
+  assert.equal(serve(["--no-fsync=false", "--no-fsync"]).noFsync, true);
+  assert.equal(serve(["--no-fsync=false"]).noFsync, false);
+});
+
 Deno.test("parseCommandLine treats an empty value variable as unset", () => {
   assert.deepEqual(serve([], { SMTPD_LOG_FILE: "", SMTPD_MAX_SIZE: " ", SMTPD_FAULT: "" }), {});
 });
@@ -255,7 +268,8 @@ Deno.test("parseCommandLine names the flag and the problem in each usage error",
     ],
     [["--spool", ""], '--spool: Cannot use "": expected a value'],
     [["--spool"], "--spool: expected a value (write --spool=VALUE for one starting with -)"],
-    [["--no-fsync=yes"], "--no-fsync: takes no value"],
+    [["--no-fsync=maybe"], '--no-fsync: expected true or false, found "maybe"'],
+    [["--no-fsync="], '--no-fsync: expected true or false, found ""'],
     [["--bogus"], "--bogus: unknown flag (see smtpd --help)"],
     [["-x"], "-x: unknown flag (see smtpd --help)"],
     [["serve", "extra"], 'unexpected argument "extra"'],
