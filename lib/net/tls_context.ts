@@ -56,6 +56,9 @@ const LOOPBACK_NAMES = ["localhost", "127.0.0.1", "::1"];
 const DNS_NAME_REGEXP = /^[A-Za-z0-9*_-]+(?:\.[A-Za-z0-9_-]+)*\.?$/;
 const CERT_BEGIN = "-----BEGIN CERTIFICATE-----";
 const KEY_BEGIN_REGEXP = /-----BEGIN (?:RSA |EC |ENCRYPTED )?PRIVATE KEY-----/;
+/** PEM labels of {@linkcode pemBlocks}. */
+const CERT_LABEL = /^CERTIFICATE$/;
+const KEY_LABEL = /^(?:RSA |EC |ENCRYPTED )?PRIVATE KEY$/;
 
 /**
  * Loads the PEM certificate and key (`certFile` + `keyFile`) or, with
@@ -82,8 +85,10 @@ export async function loadTlsContext(options: TlsContextOptions): Promise<TlsMat
     if (options.keyFile === undefined) {
       throw new TlsConfigError(`Cannot use TLS certificate "${options.certFile}": no key given`);
     }
-    certPem = await readPem(options.certFile, "certificate");
-    keyPem = await readPem(options.keyFile, "key");
+    // One file may hold both (Postfix's smtpd_tls_chain_files, `cat key.pem cert.pem`):
+    // each flag takes its own blocks, and the key never reaches the published cert.pem.
+    certPem = pemBlocks(await readPem(options.certFile, "certificate"), CERT_LABEL, Infinity);
+    keyPem = pemBlocks(await readPem(options.keyFile, "key"), KEY_LABEL, 1);
     checkPair(options.certFile, certPem, options.keyFile, keyPem);
     certPath = options.certFile;
   } else if (options.selfSigned) {
@@ -103,6 +108,19 @@ export async function loadTlsContext(options: TlsContextOptions): Promise<TlsMat
   };
   if (certPath !== undefined) material.certPath = certPath;
   return material;
+}
+
+/**
+ * The first `max` PEM blocks of `text` whose label matches `label`, joined;
+ * `text` unchanged when none does (checkPair then says what is wrong).
+ */
+function pemBlocks(text: string, label: RegExp, max: number): string {
+  const blocks: string[] = [];
+  for (const m of text.matchAll(/-----BEGIN ([A-Z0-9 ]+)-----[\s\S]*?-----END \1-----/g)) {
+    if (label.test(m[1]!)) blocks.push(m[0]);
+    if (blocks.length === max) break;
+  }
+  return blocks.length === 0 ? text : blocks.join("\n") + "\n";
 }
 
 async function readPem(path: string, what: "certificate" | "key"): Promise<string> {

@@ -184,6 +184,25 @@ Deno.test("loadTlsContext serves a PEM chain from files; clients verify with the
   await Deno.remove(files.dir!, { recursive: true });
 });
 
+Deno.test("loadTlsContext takes a file holding key and chain for both flags; only the chain is published", async () => {
+  const chain = await makeChain();
+  const files = await tempFiles({ "both.pem": chain.leafKeyPem + chain.leafPem + chain.caPem });
+  const material = await loadTlsContext({
+    certFile: files["both.pem"]!,
+    keyFile: files["both.pem"]!,
+    hostname: "ignored",
+    publishDir: `${files.dir}/published`,
+  });
+  assert.equal(material.fingerprint256, new X509Certificate(chain.leafPem).fingerprint256);
+  assert.doesNotMatch(material.certPem, /PRIVATE KEY/);
+  assert.equal(material.certPem, chain.leafPem + chain.caPem);
+  assert.doesNotMatch(await Deno.readTextFile(material.certPath!), /PRIVATE KEY/);
+  const server = await tlsServer(material, echoAnswer);
+  assert.equal(await roundTripByName(server.port, "localhost", chain.caPem), "echo: ping\r\n");
+  await server.close();
+  await Deno.remove(files.dir!, { recursive: true });
+});
+
 Deno.test("loadTlsContext rejects unusable files with one line naming the file", async () => {
   const chain = await makeChain();
   const other = await makeChain();
