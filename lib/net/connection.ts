@@ -68,6 +68,8 @@ export interface ConnectionHandler {
   messageEnd(envelope: Envelope, size: number): MaybePromise<MessageOutcome | "disconnect">;
   messageAbort(reason: string): MaybePromise<void>;
   secured(params: TlsParams): void;
+  /** A STARTTLS handshake failed (the connection then closes): the one-line reason. */
+  tlsFailed(error: string): void;
   xclient(attributes: Record<string, string>): void;
   /** A received line (`<`) or a sent reply (`>`), for the debug transcript. */
   transcript(direction: "<" | ">", line: string): void;
@@ -381,8 +383,9 @@ export class Connection {
         Math.min(HANDSHAKE_TIMEOUT_MS, this.#options.timeoutMs),
       );
     } catch (e: unknown) {
-      this.#options.handler.transcript(">", e instanceof Error ? e.message : String(e));
-      this.destroy("TLS handshake failed");
+      this.#options.handler.tlsFailed(e instanceof Error ? e.message : String(e));
+      // The same reason as a failed implicit-TLS handshake (server.ts).
+      this.destroy("tls handshake failed");
       return;
     }
     // Only our own listener: the server's bookkeeping listens for "close" too.

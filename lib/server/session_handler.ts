@@ -314,6 +314,15 @@ export class SessionHandler implements ConnectionHandler {
     this.#ctx.logger.debug("tls established", { conn: this.#conn, ...params });
   }
 
+  tlsFailed(error: string): void {
+    // As for implicit TLS (server.ts): one info line with the reason.
+    this.#ctx.logger.info("tls handshake failed", {
+      conn: this.#conn,
+      client: this.#info.client.address,
+      error,
+    });
+  }
+
   xclient(attributes: Record<string, string>): void {
     const shown = Object.fromEntries(
       Object.entries(attributes).map(([name, value]) => [name, clipForLog(value)]),

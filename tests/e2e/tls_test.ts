@@ -478,6 +478,19 @@ Deno.test("e2e tls: commands pipelined after STARTTLS are discarded, never execu
   assert.ok(!/injected/.test(log), log);
 });
 
+Deno.test("e2e tls: a STARTTLS handshake that fails is logged like an implicit-TLS one", async () => {
+  await using t = await startTlsServer();
+  await using raw = await RawClient.connect(t.plainPort);
+  assert.equal((await raw.readReply()).code, 220);
+  assert.equal((await raw.command("EHLO client.example")).code, 250);
+  assert.match((await raw.command("STARTTLS")).raw, /^220 2\.0\.0 /);
+  await raw.send("EHLO still-plaintext.example\r\n"); // not a TLS ClientHello
+  await poll("server closes the client", 10_000, () => raw.closed || undefined);
+  const line = await t.server.waitForStderr(/^.*INFO {2}tls handshake failed .*$/im);
+  assert.match(line[0], /conn=1 client=127\.0\.0\.1 error=/);
+  await t.server.waitForStderr(/connection closed conn=1 .*reason="tls handshake failed" ms=\d+/);
+});
+
 Deno.test("e2e tls: plain text on the TLS port is logged once and the server keeps serving", async () => {
   await using t = await startTlsServer();
   const before = t.server.stderr().split("\n").length;

@@ -63,6 +63,7 @@ function handler(closed: string[]): ConnectionHandler {
     messageEnd: () => ({ reply: { code: 250, enhanced: "2.0.0", lines: ["Ok"] } }),
     messageAbort: () => {},
     secured: () => {},
+    tlsFailed: () => {},
     xclient: () => {},
     transcript: () => {},
     replied: () => {},
