@@ -111,7 +111,9 @@ export class Connection {
   /** Outcomes whose reply waits in `#out`: `after` once it is handed over, `unsent` if never. */
   #afterFlush: Pick<MessageOutcome, "after" | "unsent">[] = [];
   #onData = (chunk: Uint8Array) => this.#receive(chunk);
-  #onClose = () => this.#finish("closed");
+  #onClose = () => this.#finish(this.#closeReason);
+  /** Why the socket closed, once this side started closing it (the log's `reason`). */
+  #closeReason = "closed";
   #onEnd = () => this.#peerEnd();
   /** The client closed its sending side: answer what it sent, then close. */
   #peerEnded = false;
@@ -472,9 +474,11 @@ export class Connection {
     if (this.#closing || this.#dropping) return;
     this.#dropping = true;
     this.#socket.off("data", this.#onData);
+    // Finished by the socket's close, not here: #finish clears #end's linger
+    // timer, the one thing that closes a socket whose client stopped reading.
     const close = () => {
+      this.#closeReason = "disconnect fault";
       this.#end();
-      this.#finish("disconnect fault");
     };
     const drain = this.#flush();
     if (drain) void drain.then(close);

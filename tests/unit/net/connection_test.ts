@@ -131,3 +131,19 @@ Deno.test("Connection: a 250 that never reached the socket is undone when the co
     assert.equal(socket.written.join("").includes("queued as X"), !full);
   }
 });
+
+Deno.test("Connection: after a disconnect fault a client that reads nothing is closed within the grace", async () => {
+  const socket = new StuckSocket();
+  const closed: string[] = [];
+  const connection = new Connection(socket, {
+    config: testConfig(),
+    handler: { ...handler(closed), mail: () => "disconnect" },
+    timeoutMs: 60_000,
+  });
+  connection.start();
+  socket.emit("data", new TextEncoder().encode("EHLO c.test\r\nMAIL FROM:<a@b.test>\r\n"));
+  await new Promise((resolve) => setTimeout(resolve, 2_500)); // CLOSE_GRACE_MS is 2 s
+  assert.match(socket.written.join(""), /^250/m, "the EHLO reply owed before the fault");
+  assert.ok(socket.destroyed, "still open: nothing else would ever close it");
+  assert.deepEqual(closed, ["disconnect fault"]);
+});
