@@ -294,7 +294,7 @@ function booleanAssignments(
       ? false
       : null;
     if (on === null) {
-      throw new UsageError(`expected true or false, found "${m[2]}"`, `--${name}`);
+      throw new UsageError(`expected true or false (1/0, yes/no), found "${m[2]}"`, `--${name}`);
     }
     last.set(name, on);
     if (on) out.push(`--${name}`);
