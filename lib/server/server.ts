@@ -8,7 +8,7 @@
 
 import { Socket } from "node:net";
 import { join, resolve } from "node:path";
-import { fileSink, Logger, type LogSink } from "../log.ts";
+import { fileSink, type LogFormat, Logger, type LogLevel, type LogSink } from "../log.ts";
 import { Connection, EXPIRE_GRACE_MS } from "../net/connection.ts";
 import { bindListener, type BoundListener, hostPort, ListenError } from "../net/listener.ts";
 import type { WireSocket } from "../net/wire_socket.ts";
@@ -403,11 +403,15 @@ function makeLogger(options: ServeOptions): Logger {
       throw new StartupError(`cannot open log file ${options.logFile}: ${errorReason(e)}`);
     }
   }
-  return new Logger({
+  return new Logger({ ...loggerLevels(options), ...(sink ? { sink } : {}) });
+}
+
+/** The level and format `options` ask for, defaults filled in. */
+function loggerLevels(options: ServeOptions): { level: LogLevel; format: LogFormat } {
+  return {
     level: options.logLevel ?? DEFAULTS.logLevel,
     format: options.logFormat ?? DEFAULTS.logFormat,
-    ...(sink ? { sink } : {}),
-  });
+  };
 }
 
 function errorReason(e: unknown): string {
@@ -583,11 +587,8 @@ export async function serve(options: ServeOptions = {}): Promise<ServerHandle> {
 function logStartupFailure(options: ServeOptions, e: StartupError): void {
   if (options.logFile === undefined) return;
   const lines: string[] = [];
-  new Logger({
-    level: options.logLevel ?? DEFAULTS.logLevel,
-    format: options.logFormat ?? DEFAULTS.logFormat,
-    sink: (line) => lines.push(line),
-  }).error("start-up failed", { error: e.message });
+  new Logger({ ...loggerLevels(options), sink: (line) => lines.push(line) })
+    .error("start-up failed", { error: e.message });
   try {
     Deno.writeTextFileSync(options.logFile, lines.map((l) => l + "\n").join(""), { append: true });
   } catch {
