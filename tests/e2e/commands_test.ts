@@ -9,11 +9,10 @@
 import assert from "node:assert/strict";
 import {
   assertStored,
+  mainArgs,
   poll,
   readSpool,
-  repoPath,
   runCli,
-  runFlags,
   type ServerProc,
   sha256Hex,
   startServer,
@@ -49,7 +48,7 @@ interface Spawned {
 function spawnCli(args: string[], timeoutMs = 60_000, stdin?: Uint8Array): Spawned {
   const signal = AbortSignal.timeout(timeoutMs);
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", ...runFlags(), repoPath("main.ts"), ...args],
+    args: mainArgs(args),
     // Like runCli: a developer's SMTPD_* variables must not change the test.
     env: {
       ...Object.fromEntries(

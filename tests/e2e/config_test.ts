@@ -5,7 +5,7 @@
  */
 
 import assert from "node:assert/strict";
-import { ehloed, repoPath, runCli, runFlags, started } from "../helpers/launcher.ts";
+import { ehloed, mainArgs, runCli, started } from "../helpers/launcher.ts";
 import { queuedId, stuff, transaction } from "../helpers/raw_client.ts";
 import { findOnPath } from "../helpers/clients.ts";
 
@@ -221,17 +221,14 @@ Deno.test({
       await Deno.chmod(`${spool}/.tmp`, 0o777);
       if (root) await Deno.chown(spool, 65534, null); // nobody's: 755 bars everyone else
       await Deno.chmod(spool, root ? 0o755 : 0o555);
-      const serverArgs = [
-        "run",
-        ...runFlags(),
-        repoPath("main.ts"),
+      const serverArgs = mainArgs([
         "--listen",
         "127.0.0.1:0",
         "--spool",
         spool,
         "--ready-file",
         `${dir}/ready.json`,
-      ];
+      ]);
       const env = Object.fromEntries(
         Object.entries(Deno.env.toObject()).filter(([k]) => !k.startsWith("SMTPD_")),
       );

@@ -8,11 +8,10 @@ import assert from "node:assert/strict";
 import {
   assertStored,
   ehloed,
+  mainArgs,
   poll,
   readSpool,
-  repoPath,
   runCli,
-  runFlags,
   started,
 } from "../helpers/launcher.ts";
 import { findOnPath } from "../helpers/clients.ts";
@@ -225,17 +224,7 @@ Deno.test({
   try {
     assert.equal((await new Deno.Command("mkfifo", { args: [fifo] }).output()).code, 0);
     const child = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        ...runFlags(),
-        repoPath("main.ts"),
-        "--listen",
-        "127.0.0.1:0",
-        "--spool",
-        `${dir}/spool`,
-        "--auth-file",
-        fifo,
-      ],
+      args: mainArgs(["--listen", "127.0.0.1:0", "--spool", `${dir}/spool`, "--auth-file", fifo]),
       stdin: "null",
       stdout: "null",
       stderr: "piped",

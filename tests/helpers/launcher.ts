@@ -54,6 +54,11 @@ export function runFlags(): string[] {
   return flags;
 }
 
+/** Deno's arguments that run the product's `main.ts` with `args`, as `make run` does. */
+export function mainArgs(args: readonly string[]): string[] {
+  return ["run", ...runFlags(), repoPath("main.ts"), ...args];
+}
+
 /** The parent environment minus `SMTPD_*`, so a developer's shell cannot change a test. */
 function cleanEnv(extra: Record<string, string> = {}): Record<string, string> {
   const env: Record<string, string> = {};
@@ -349,7 +354,7 @@ export async function startServer(
   const stderrPath = `${dir}/stderr.log`;
   const stdoutPath = `${dir}/stdout.log`;
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", ...runFlags(), repoPath("main.ts"), ...extra, ...args],
+    args: mainArgs([...extra, ...args]),
     cwd: dir,
     env: cleanEnv(opts.env),
     clearEnv: true,
@@ -434,7 +439,7 @@ export async function runCli(
   const timer = setTimeout(() => abort.abort(), opts.timeoutMs ?? 30_000);
   try {
     const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", ...runFlags(), repoPath("main.ts"), ...args],
+      args: mainArgs(args),
       cwd: opts.cwd ?? tmp!,
       env: cleanEnv(env),
       clearEnv: true,
