@@ -198,11 +198,12 @@ export const REPLY_RCPT_OK: Reply = fixed(250, "2.1.5", "Ok");
 export const REPLY_START_DATA: Reply = fixed(354, "", "End data with <CR><LF>.<CR><LF>");
 /** RFC 5321 §4.1.1.10: QUIT, then the server closes. */
 export const REPLY_BYE: Reply = fixed(221, "2.0.0", "Bye");
-/** RFC 5321 §4.1.1.8: the commands, STARTTLS and AUTH only where EHLO would offer them. */
+/** RFC 5321 §4.1.1.8: the commands; STARTTLS, AUTH, XCLIENT and XFORWARD only where EHLO offers them. */
 export function helpReply(config: SessionConfig, state: { tls: boolean }): Reply {
   let commands = "EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP";
   if (offersStartTls(config, state)) commands += " STARTTLS";
   if (offersAuth(config, state)) commands += " AUTH";
+  if (config.trustedProxy) commands += " XCLIENT XFORWARD";
   return reply(214, "2.0.0", `Commands: ${commands}`);
 }
 /** RFC 5321 §3.5.3: VRFY may answer 252 when it cannot verify. */

@@ -230,7 +230,7 @@ Deno.test("Session --accept-rcpt never refuses postmaster (RFC 5321 §4.5.1)", (
   );
 });
 
-Deno.test("Session HELP lists STARTTLS and AUTH only where EHLO offers them", () => {
+Deno.test("Session HELP lists STARTTLS, AUTH, XCLIENT, XFORWARD only where EHLO offers them", () => {
   const help = (commands: string) =>
     `214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP${commands}`;
   tr("HELP\r\n", { replies: [help(" STARTTLS AUTH")] });
@@ -244,6 +244,9 @@ Deno.test("Session HELP lists STARTTLS and AUTH only where EHLO offers them", ()
   tr("HELP\r\n", { replies: [help(" STARTTLS")] }, { config: testConfig({ requireTls: true }) });
   tr("HELP\r\n", { replies: [help(" AUTH")] }, {
     config: testConfig({ requireTls: true, tlsActive: true }),
+  });
+  tr("HELP\r\n", { replies: [help(" STARTTLS AUTH XCLIENT XFORWARD")] }, {
+    config: testConfig({ trustedProxy: true }),
   });
 });
 
