@@ -80,6 +80,8 @@ const MAX_REPLY_LINES = 1000;
 const READ_CHUNK = 16 * 1024;
 /** QUIT is a courtesy: do not hang on a server that never answers it. */
 const QUIT_TIMEOUT_MS = 5_000;
+/** How errors name the wait for the reply to the final dot. */
+const END_OF_DATA = "end of data";
 
 interface Reply {
   code: number;
@@ -147,8 +149,10 @@ class ReplyReader {
   }
 }
 
+/** Names the step in an error: a command by its verb only (its arguments may hold secrets). */
 function after(command: string): string {
-  return command === "" ? " before its greeting" : ` after ${command.split(" ")[0]}`;
+  if (command === "") return " before its greeting";
+  return ` after ${command === END_OF_DATA ? command : command.split(" ")[0]}`;
 }
 
 /**
@@ -331,9 +335,9 @@ export async function sendMail(options: SendOptions): Promise<SendResult> {
       if (bytes.length > 0) await writeAll(chat.wire, bytes);
     }
     await writeAll(chat.wire, stuffer.end());
-    const final = await chat.reader.read("end of data");
+    const final = await chat.reader.read(END_OF_DATA);
     chat.inData = false;
-    const done = chat.expect(final, "end of data");
+    const done = chat.expect(final, END_OF_DATA);
     const id = /queued as\s+<?([^\s>]+)/i.exec(done.last)?.[1];
     return { reply: done.last, ...(id ? { id } : {}), rejected };
   } finally {

@@ -89,8 +89,9 @@ export function parseFaultRule(text: string): FaultRule {
   };
   if (occurrenceText !== undefined) {
     const occurrence = Number(occurrenceText);
-    if (!Number.isSafeInteger(occurrence) || occurrence < 1) {
-      throw ruleError(text, `occurrence "#${occurrenceText}" must be 1 or more`);
+    if (occurrence < 1) throw ruleError(text, `occurrence "#${occurrenceText}" must be 1 or more`);
+    if (!Number.isSafeInteger(occurrence)) {
+      throw ruleError(text, `occurrence "#${occurrenceText}" is too large (at most 2^53 - 1)`);
     }
     rule.occurrence = occurrence;
   }

@@ -207,22 +207,28 @@ export class SpoolReader {
    */
   async wait(options: WaitOptions): Promise<{ matched: Meta[]; timedOut: boolean }> {
     const deadline = Date.now() + Math.max(0, options.timeoutMs);
-    const seen = new Set<string>();
-    const matched: Meta[] = [];
+    // Metadata of every stored message read so far (null: it does not match);
+    // each scan keeps only what is still there, so a purged match stops counting.
+    const known = new Map<string, Meta | null>();
+    let matched: Meta[] = [];
     const scan = async (): Promise<void> => {
-      let added = false;
-      for (const id of await this.ids()) {
-        if (seen.has(id)) continue;
-        const found = await this.#read(id);
-        if (found.status !== "ok") continue; // vanished (it cannot come back) or unreadable
-        const meta = found.meta;
-        seen.add(id);
-        if (matchesFilter(meta, options.filter)) {
-          matched.push(meta);
-          added = true;
+      const ids = await this.ids();
+      const next: Meta[] = [];
+      for (const id of ids) {
+        let meta = known.get(id);
+        if (meta === undefined) {
+          const found = await this.#read(id);
+          if (found.status !== "ok") continue; // vanished (it cannot come back) or unreadable
+          meta = matchesFilter(found.meta, options.filter) ? found.meta : null;
+          known.set(id, meta);
         }
+        if (meta !== null) next.push(meta);
       }
-      if (added) matched.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+      if (known.size > ids.length) {
+        const present = new Set(ids);
+        for (const id of known.keys()) if (!present.has(id)) known.delete(id);
+      }
+      matched = next;
     };
 
     const waker = new Waker();

@@ -48,7 +48,8 @@ interface FakeOptions {
   tls?: "starttls" | "implicit";
   /** Reply for a command line (upper-case verb given); undefined falls back to the defaults. */
   reply?: (verb: string, line: string) => string | undefined;
-  endOfData?: string;
+  /** Reply to the final dot; null hangs up instead. */
+  endOfData?: string | null;
   /** Stays silent after connecting (time-out tests). */
   mute?: boolean;
 }
@@ -108,6 +109,7 @@ function fakeServer(options: FakeOptions = {}): Promise<Fake> {
           data.push(buf.slice(0, end + 2));
           buf = buf.subarray(end + 5);
           inData = false;
+          if (options.endOfData === null) return void socket.end();
           send(options.endOfData ?? "250 2.0.0 Ok: queued as FAKE123");
           continue;
         }
@@ -562,6 +564,14 @@ Deno.test("sendMail reports a server that hangs up mid-session", async () => {
     const error = await sendMail(base(fake)).catch((e) => e);
     assert.ok(error instanceof SendError);
     assert.equal(error.message, "421 4.3.2 Shutting down");
+  });
+});
+
+Deno.test("sendMail names the end of data when the server hangs up instead of answering it", async () => {
+  await withFake({ endOfData: null }, async (fake) => {
+    const error = await sendMail(base(fake)).catch((e) => e);
+    assert.ok(error instanceof SendError);
+    assert.equal(error.message, "server closed the connection after end of data");
   });
 });
 

@@ -107,6 +107,11 @@ const REJECTS: [string, string][] = [
   ["rcpt", "expected STAGE[#N][~REGEX] ACTION, found no action"],
   ["relay 550 5.1.1 x", 'unknown stage "relay", expected connect, helo, mail, rcpt, data, auth'],
   ["rcpt#0 550 x", 'occurrence "#0" must be 1 or more'],
+  [
+    "rcpt#99999999999999999999 550 x",
+    'occurrence "#99999999999999999999" is too large (at most 2^53 - 1)',
+  ],
+  ["rcpt#000 550 x", 'occurrence "#000" must be 1 or more'],
   ["rcpt#x 550 x", 'expected STAGE[#N][~REGEX] before the action, found "rcpt#x"'],
   ["rcpt~ 550 x", 'expected STAGE[#N][~REGEX] before the action, found "rcpt~"'],
   ["rcpt~(a 550 x", 'invalid regular expression "(a": '],

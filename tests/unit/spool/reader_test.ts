@@ -183,6 +183,18 @@ Deno.test("SpoolReader.wait is resolved by a message committed after it started"
   });
 });
 
+Deno.test("SpoolReader.wait stops counting a match that is purged while it waits", async () => {
+  await withSpool(async (dir, spool) => {
+    const reader = new SpoolReader(dir);
+    await store(spool, "a@x", ["b@x"], "Subject: 1");
+    const waiting = reader.wait({ count: 2, timeoutMs: 1_500 });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.equal(await reader.purge(), 1);
+    const b = await store(spool, "a@x", ["b@x"], "Subject: 2");
+    assert.deepEqual(await waiting, { matched: [b], timedOut: true });
+  });
+});
+
 Deno.test("SpoolReader.wait works when the spool is created after it started", async () => {
   const base = await Deno.makeTempDir();
   try {
