@@ -239,7 +239,8 @@ function strictParse(
     if (e instanceof UsageError) throw e;
     const code = (e as { code?: string }).code;
     const message = e instanceof Error ? e.message : String(e);
-    const flag = /'(-[^' ]*)/.exec(message)?.[1];
+    // Node names a flag with a short form as '-h, --help': take the long one.
+    const flag = /'(?:-[^-' ], )?(-[^' ]*)/.exec(message)?.[1];
     const help = `see smtpd ${command === "serve" ? "" : command + " "}--help`;
     if (code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") {
       throw new UsageError(`unknown flag (${help})`, flag);
