@@ -148,8 +148,11 @@ function convert(kind: Kind, text: string): Value {
     case "boolean":
       return true;
     case "size": {
+      // --max-size 0 sets no limit; a fraction of a byte is not a way to write it.
       const size = parseSize(text);
-      if (size < 1) throw new RangeError(`Cannot use "${text}": expected at least 1 byte`);
+      if (size === 0 && parseFloat(text) !== 0) {
+        throw new RangeError(`Cannot use "${text}": expected 0 (no limit) or at least 1 byte`);
+      }
       return size;
     }
     case "count":

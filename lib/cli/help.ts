@@ -25,7 +25,8 @@ Flags (each also read from SMTPD_<FLAG>, e.g. SMTPD_MAX_SIZE; a flag wins over i
                            (without it any credentials are accepted)
   --require-auth           MAIL before a successful AUTH gets 530 5.7.0
   --max-size BYTES         largest message, advertised in SIZE (default ${DEFAULTS.maxSize});
-                           accepts 10MB (10^6), 1MiB (2^20), KB/KiB/GB/GiB or plain bytes
+                           accepts 10MB (10^6), 1MiB (2^20), KB/KiB/GB/GiB or plain bytes;
+                           0 sets no limit
   --max-recipients N       RCPTs per message (default ${DEFAULTS.maxRecipients})
   --max-connections N      concurrent connections (default ${DEFAULTS.maxConnections})
   --timeout DURATION       idle limit per command or DATA chunk (default 5m); 250ms, 30s, 5m, 1h

@@ -41,7 +41,7 @@ export interface ServeOptions {
   /** Path of a `user:password` file. */
   authFile?: string;
   requireAuth?: boolean;
-  /** Bytes; default 52428800. */
+  /** Bytes; default 52428800; 0 sets no limit. */
   maxSize?: number;
   /** Default 1000. */
   maxRecipients?: number;

@@ -154,7 +154,10 @@ export async function setup(options: ServeOptions): Promise<Setup> {
     credentials,
     tls,
     authMechanisms,
-    maxSize: positive("--max-size", options.maxSize, DEFAULTS.maxSize),
+    // 0: no limit, as Postfix's message_size_limit = 0 and RFC 1870's SIZE 0.
+    maxSize: options.maxSize === 0
+      ? Infinity
+      : positive("--max-size", options.maxSize, DEFAULTS.maxSize),
     maxRecipients: positive("--max-recipients", options.maxRecipients, DEFAULTS.maxRecipients),
     maxConnections: positive("--max-connections", options.maxConnections, DEFAULTS.maxConnections),
     timeoutMs: positive("--timeout", options.timeout, DEFAULTS.timeoutMs),

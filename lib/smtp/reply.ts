@@ -80,7 +80,8 @@ export function ehloReply(
   const lines = [
     `${config.hostname} Hello ${domain}`,
     "PIPELINING",
-    `SIZE ${config.maxSize}`,
+    // RFC 1870 §4: the value is optional; Postfix leaves it out when it sets no limit.
+    Number.isFinite(config.maxSize) ? `SIZE ${config.maxSize}` : "SIZE",
     "8BITMIME",
     "SMTPUTF8",
     "ENHANCEDSTATUSCODES",

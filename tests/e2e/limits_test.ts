@@ -20,6 +20,24 @@ Deno.test("e2e: --max-size is advertised and a declared SIZE over it gets 552 5.
   assert.match((await s.client.command("MAIL FROM:<a@example.com> SIZE=1000")).raw, /^250 2\.1\.0/);
 });
 
+Deno.test("e2e: --max-size 0 sets no limit: a bare SIZE, any declared SIZE, a message over the default", async () => {
+  await using s = await ehloed(["--max-size", "0"]);
+  assert.ok(s.ehlo.lines.includes("SIZE"), s.ehlo.raw);
+  const c = s.client;
+  const declared = "MAIL FROM:<a@example.com> SIZE=99999999999999999999";
+  assert.match((await c.command(declared)).raw, /^250 2\.1\.0/);
+  assert.equal((await c.command("RCPT TO:<b@example.com>")).code, 250);
+  // One byte over the 50 MiB default, in one BDAT chunk.
+  const size = 52_428_801;
+  await c.send(`BDAT ${size} LAST\r\n`);
+  const block = new Uint8Array(1 << 20).fill(0x78);
+  for (let left = size; left > 0; left -= block.length) {
+    await c.send(block.subarray(0, Math.min(left, block.length)));
+  }
+  const id = queuedId(await c.readReply());
+  assert.equal((await Deno.stat(`${s.server.spool}/${id}.eml`)).size, size);
+});
+
 Deno.test("e2e: a message over --max-size gets 552 5.3.4, stores nothing, session goes on", async () => {
   await using s = await ehloed(["--max-size", "1000"]);
   const c = s.client;

@@ -167,6 +167,11 @@ Deno.test("parseCommandLine lets a flag win over its variable, repeatable ones w
   assert.equal(serve([], env).maxSize, 1000);
 });
 
+Deno.test("parseCommandLine takes --max-size 0 (no limit)", () => {
+  assert.equal(serve(["--max-size", "0"], {}).maxSize, 0);
+  assert.equal(serve([], { SMTPD_MAX_SIZE: "0MB" }).maxSize, 0);
+});
+
 Deno.test("parseCommandLine reads boolean variables as 1/true/yes and 0/false/no/empty", () => {
   for (const on of ["1", "true", "yes", "YES", " True "]) {
     assert.equal(serve([], { SMTPD_NO_FSYNC: on }).noFsync, true, on);
@@ -208,7 +213,10 @@ Deno.test("parseCommandLine names the flag and the problem in each usage error",
       ["--max-size", "10XB"],
       '--max-size: Cannot parse "10XB": expected bytes, KB, MB, GB, KiB, MiB or GiB',
     ],
-    [["--max-size", "0"], '--max-size: Cannot use "0": expected at least 1 byte'],
+    [
+      ["--max-size", "0.0001KB"],
+      '--max-size: Cannot use "0.0001KB": expected 0 (no limit) or at least 1 byte',
+    ],
     [
       ["--max-recipients", "0"],
       '--max-recipients: Cannot parse "0": expected a positive whole number',
