@@ -40,7 +40,7 @@ export type AuthMethod = AuthMechanism | "XCLIENT";
 export interface SessionConfig {
   /** Name in the greeting and in the EHLO reply. */
   hostname: string;
-  /** Advertised in `SIZE`; bigger messages get `552 5.3.4`. `Infinity`: no limit, a bare `SIZE`. */
+  /** Advertised in `SIZE`; bigger messages get `552 5.3.4`. `Infinity`: no limit, `SIZE 0`. */
   maxSize: number;
   /** More RCPTs get `452 4.5.3`. */
   maxRecipients: number;

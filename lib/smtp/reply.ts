@@ -80,8 +80,8 @@ export function ehloReply(
   const lines = [
     `${config.hostname} Hello ${domain}`,
     "PIPELINING",
-    // RFC 1870 §4: the value is optional; Postfix leaves it out when it sets no limit.
-    Number.isFinite(config.maxSize) ? `SIZE ${config.maxSize}` : "SIZE",
+    // RFC 1870 §4: 0 means no fixed maximum.
+    `SIZE ${Number.isFinite(config.maxSize) ? config.maxSize : 0}`,
     "8BITMIME",
     "SMTPUTF8",
     "ENHANCEDSTATUSCODES",

@@ -203,7 +203,7 @@ export class SpoolReader {
    * Windows shares); works when the directory does not exist yet.
    *
    * @param options Filter, count, timeout and abort signal.
-   * @returns Every match found, in ID order, and whether it gave up first.
+   * @returns Every match still stored at the last look, in ID order, and whether it gave up first.
    */
   async wait(options: WaitOptions): Promise<{ matched: Meta[]; timedOut: boolean }> {
     const deadline = Date.now() + Math.max(0, options.timeoutMs);
@@ -214,6 +214,7 @@ export class SpoolReader {
     const scan = async (): Promise<void> => {
       const ids = await this.ids();
       const next: Meta[] = [];
+      let kept = 0;
       for (const id of ids) {
         let meta = known.get(id);
         if (meta === undefined) {
@@ -222,9 +223,10 @@ export class SpoolReader {
           meta = matchesFilter(found.meta, options.filter) ? found.meta : null;
           known.set(id, meta);
         }
+        kept++;
         if (meta !== null) next.push(meta);
       }
-      if (known.size > ids.length) {
+      if (known.size > kept) {
         const present = new Set(ids);
         for (const id of known.keys()) if (!present.has(id)) known.delete(id);
       }

@@ -76,7 +76,7 @@ Deno.test("ehloReply lists extensions in SPEC order, AUTH only when allowed", ()
     ehloReply(testConfig({ authMechanisms: [], starttls: false }), "c", { tls: false }),
   );
   strictEqual(none.endsWith("250 DSN\r\n"), true);
-  // No limit: a bare SIZE (RFC 1870 §4), as Postfix with message_size_limit = 0.
+  // No limit: SIZE 0 (RFC 1870 §4: no fixed maximum).
   const unlimited = text(ehloReply(testConfig({ maxSize: Infinity }), "c", { tls: false }));
-  strictEqual(unlimited.includes("\r\n250-SIZE\r\n"), true);
+  strictEqual(unlimited.includes("\r\n250-SIZE 0\r\n"), true);
 });
