@@ -94,8 +94,9 @@ export interface ServeOptions {
     params: Record<string, string | true>,
   ) => CallbackResult | Promise<CallbackResult>;
   /**
-   * After the message is stored, before the reply: a rejection or a throw
-   * withdraws the message and the client gets that reply (or `451 4.3.0`).
+   * Once `<id>.eml` is complete, before `<id>.json` takes its name and before
+   * the reply: a rejection or a throw withdraws the message, unseen by any
+   * reader, and the client gets that reply (or `451 4.3.0`).
    */
   onMessage?: (meta: Meta, emlPath: string) => void | Promise<void>;
 }

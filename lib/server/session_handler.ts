@@ -219,29 +219,34 @@ export class SessionHandler implements ConnectionHandler {
   }
 
   async #commit(sink: MessageSink, envelope: Envelope, size: number): Promise<MessageOutcome> {
-    let meta: Meta;
+    const onMessage = this.#ctx.options.onMessage;
+    const refusal: { reply: Reply | null } = { reply: null };
+    // SPEC §3: a message that got no 250 never appears with a .json. The
+    // library's onMessage may still refuse it, so it is asked before the
+    // .json takes its name, and no reader ever sees a message it refused.
+    const gate = onMessage && (async (meta: Meta): Promise<boolean> => {
+      if (this.#gone) return false;
+      refusal.reply = await this.#callback(
+        "onMessage",
+        () => onMessage(meta, this.#ctx.emlPath(meta.id)),
+        { code: 554, enhanced: "5.7.1", lines: ["Message rejected"] },
+      );
+      return refusal.reply === null && !this.#gone;
+    });
+    let meta: Meta | null;
     try {
-      meta = await sink.commit(this.#metaInput(envelope));
+      meta = await sink.commit(this.#metaInput(envelope), gate);
     } catch (e: unknown) {
       sink.abort();
       return { reply: this.#spoolFailure(e) };
     }
-    const emlPath = this.#ctx.emlPath(meta.id);
-    const onMessage = this.#ctx.options.onMessage;
-    // The library's onMessage may still refuse it.
-    const decision = onMessage && !this.#gone
-      ? await this.#callback("onMessage", () => onMessage(meta, emlPath), {
-        code: 554,
-        enhanced: "5.7.1",
-        lines: ["Message rejected"],
-      })
-      : null;
-    // SPEC §3: a message that got no 250 never appears with a .json, also when
-    // its client left while it was being committed.
-    if (decision || this.#gone) {
+    if (meta === null) return { reply: refusal.reply ?? REPLY_SPOOL_UNWRITABLE };
+    // Also when its client left while it was being committed.
+    if (this.#gone) {
       await this.#ctx.withdraw(meta.id);
-      return { reply: decision ?? REPLY_SPOOL_UNWRITABLE };
+      return { reply: REPLY_SPOOL_UNWRITABLE };
     }
+    const emlPath = this.#ctx.emlPath(meta.id);
     const ms = Date.now() - this.#messageStarted;
     return {
       reply: queuedReply(meta.id),

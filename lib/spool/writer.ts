@@ -136,13 +136,20 @@ export interface MessageSink {
    * `<id>.json`, fsync the directory. On failure removes what it wrote.
    *
    * @param input What the server recorded about the transaction.
-   * @returns The metadata as stored (its `id` is the message's ID).
+   * @param gate Asked once `<id>.eml` is complete in its place, before the
+   *   `.json` takes its name: false withdraws the message, which no reader
+   *   ever saw (the library's `onMessage` may still refuse it).
+   * @returns The metadata as stored (its `id` is the message's ID), or null when `gate` refused it.
    * @throws {SpoolError} When the files cannot be written.
    */
   commit(input: MetaInput): Promise<Meta>;
+  commit(input: MetaInput, gate: CommitGate | undefined): Promise<Meta | null>;
   /** Removes the temporary file. Never throws; may be called more than once. */
   abort(): void;
 }
+
+/** Decides, once a message's `.eml` is complete, whether its `.json` may take its name. */
+export type CommitGate = (meta: Meta) => Promise<boolean>;
 
 /**
  * Creates {@linkcode MessageSink}s in one spool directory.
@@ -448,7 +455,9 @@ class Sink implements MessageSink {
     }
   }
 
-  async commit(input: MetaInput): Promise<Meta> {
+  commit(input: MetaInput): Promise<Meta>;
+  commit(input: MetaInput, gate: CommitGate | undefined): Promise<Meta | null>;
+  async commit(input: MetaInput, gate?: CommitGate): Promise<Meta | null> {
     if (this.#state !== "open") {
       throw new SpoolError("unwritable", `Cannot commit a message that is ${this.#state}`);
     }
@@ -508,6 +517,12 @@ class Sink implements MessageSink {
       }
       this.#closeFile();
       if (streamed && (!fsync || IS_WINDOWS)) renameOver(tmpEml, eml);
+      if (gate && !(await gate(meta))) {
+        this.#state = "done";
+        // Nothing has its name yet: the .eml alone is an orphan no reader lists.
+        for (const path of [tmpJson, eml]) removeQuietly(path);
+        return null;
+      }
       await this.#rename(tmpJson, json);
       named = true;
       if (fsync) await dirSync.sync();

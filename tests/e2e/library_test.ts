@@ -197,6 +197,7 @@ Deno.test("e2e library: callbacks reject, throw (451 4.3.0) and record; close() 
   assert.equal(messages[0]!.emlPath, `${await Deno.realPath(prog.spool)}/${id}.eml`);
   assert.equal(messages[0]!.emlSize, enc.encode(message).length);
   assert.deepEqual(messages[2]!.meta, stored[1]!.meta);
+  assert.deepEqual(messages.map((m) => m.jsonVisible), [false, false, false]);
   const auths = events.filter((e) => e.event === "auth");
   assert.deepEqual(auths, [
     { event: "auth", user: "app", mechanism: "PLAIN" },

@@ -112,6 +112,36 @@ Deno.test("SpoolWriter stores large and empty messages byte for byte", async () 
   });
 });
 
+Deno.test("SpoolWriter: a commit gate sees the .eml in place and no .json; false withdraws it", async () => {
+  for (const fsync of [true, false]) {
+    for (const size of [100, 100_000]) { // in the write buffer, and streamed to .tmp/
+      await withTempDir(async (dir) => {
+        const spool = await SpoolWriter.open({ dir, fsync });
+        const seen: string[][] = [];
+        const gate = (answer: boolean) => async (meta: { id: string }) => {
+          assert.equal((await Deno.stat(`${dir}/${meta.id}.eml`)).size, size);
+          seen.push(await names(dir));
+          return answer;
+        };
+        const refused = spool.begin();
+        refused.write(new Uint8Array(size).fill(0x61));
+        assert.equal(await refused.commit(input(), gate(false)), null);
+        assert.deepEqual(await names(dir), [".tmp"], `fsync ${fsync}, ${size} bytes`);
+        assert.deepEqual(await names(`${dir}/.tmp`), [], "no temporary file left");
+        const kept = spool.begin();
+        kept.write(new Uint8Array(size).fill(0x62));
+        const meta = await kept.commit(input(), gate(true));
+        assert.ok(meta);
+        assert.deepEqual(await names(dir), [".tmp", `${meta.id}.eml`, `${meta.id}.json`]);
+        for (const listed of seen) {
+          assert.ok(!listed.some((n) => n.endsWith(".json")), listed.join());
+        }
+        await spool.close();
+      });
+    }
+  }
+});
+
 Deno.test("SpoolWriter: messages above 1 MiB are hashed by the worker, aborts drop their job", async () => {
   await withTempDir(async (dir) => {
     const failures: string[] = [];
