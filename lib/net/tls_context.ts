@@ -22,6 +22,28 @@ export interface TlsMaterial {
   fingerprint256: string;
   /** Where a client finds `certPem`: the published `cert.pem`, else the `--tls-cert` file. */
   certPath?: string;
+  /** The leaf certificate's validity period. */
+  notBefore: Date;
+  notAfter: Date;
+}
+
+/**
+ * Why the certificate is not valid at `now`, or null when it is. Not a
+ * start-up failure: a sink may serve an expired certificate on purpose, to
+ * test how a client handles one; the server logs it as a warning.
+ *
+ * @example Usage
+ * ```ts ignore
+ * certificateProblem(material, new Date()); // "expired on 2021-01-01T00:00:00.000Z"
+ * ```
+ */
+export function certificateProblem(
+  material: Pick<TlsMaterial, "notBefore" | "notAfter">,
+  now: Date,
+): string | null {
+  if (now > material.notAfter) return `expired on ${material.notAfter.toISOString()}`;
+  if (now < material.notBefore) return `not valid before ${material.notBefore.toISOString()}`;
+  return null;
 }
 
 /** Options of {@linkcode loadTlsContext}, from `--tls-cert`, `--tls-key`, `--tls-self-signed`, `--hostname`. */
@@ -99,12 +121,15 @@ export async function loadTlsContext(options: TlsContextOptions): Promise<TlsMat
   if (options.publishDir !== undefined) {
     certPath = await publish(options.publishDir, certPem);
   }
+  const leaf = new X509Certificate(certPem);
   const material: TlsMaterial = {
     // Deno's createSecureContext only stores the PEM text; checkPair above is
     // what catches a bad pair at start-up instead of at the first handshake.
     secureContext: tls.createSecureContext({ cert: certPem, key: keyPem }),
     certPem,
-    fingerprint256: new X509Certificate(certPem).fingerprint256,
+    fingerprint256: leaf.fingerprint256,
+    notBefore: new Date(leaf.validFrom),
+    notAfter: new Date(leaf.validTo),
   };
   if (certPath !== undefined) material.certPath = certPath;
   return material;

@@ -13,6 +13,7 @@ import { Connection, EXPIRE_GRACE_MS } from "../net/connection.ts";
 import { bindListener, type BoundListener, hostPort, ListenError } from "../net/listener.ts";
 import type { WireSocket } from "../net/wire_socket.ts";
 import { HANDSHAKE_TIMEOUT_MS, tlsInfo, upgradeServerSocket } from "../net/starttls.ts";
+import { certificateProblem } from "../net/tls_context.ts";
 import { formatReply, REPLY_TOO_MANY_CONNECTIONS } from "../smtp/reply.ts";
 import type { Reply, SessionConfig } from "../smtp/events.ts";
 import { SpoolError, SpoolWriter } from "../spool/writer.ts";
@@ -658,6 +659,14 @@ async function start(options: ServeOptions, earlySignals: () => number): Promise
       await server.abandon(); // unbinds the listeners a library caller would otherwise keep
       throw e;
     }
+  }
+  // Served all the same: testing how a client meets a bad certificate is a use of a sink.
+  const problem = s.tls && certificateProblem(s.tls, new Date());
+  if (problem) {
+    logger.warn("tls certificate not valid now", {
+      cert: s.tls!.certPath ?? "",
+      reason: problem,
+    });
   }
   logger.info("listening", {
     listeners: addresses.map((a) => `${hostPort(a.address, a.port)}${a.tls ? "/tls" : ""}`)

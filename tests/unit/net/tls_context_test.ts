@@ -3,7 +3,12 @@ import { X509Certificate } from "node:crypto";
 import type net from "node:net";
 import "reflect-metadata";
 import * as x509 from "@peculiar/x509";
-import { loadTlsContext, TlsConfigError, type TlsMaterial } from "../../../lib/net/tls_context.ts";
+import {
+  certificateProblem,
+  loadTlsContext,
+  TlsConfigError,
+  type TlsMaterial,
+} from "../../../lib/net/tls_context.ts";
 import { upgradeServerSocket } from "../../../lib/net/starttls.ts";
 import { hasCommand, listen, readLine, run, type TestServer, writeText } from "./_tls_helpers.ts";
 
@@ -12,11 +17,12 @@ const FINGERPRINT_REGEXP = /^(?:[0-9A-F]{2}:){31}[0-9A-F]{2}$/;
 const HOUR_MS = 3_600_000;
 
 /** A CA and a server certificate for `localhost` signed by it, as PEM. */
-async function makeChain(): Promise<{ caPem: string; leafPem: string; leafKeyPem: string }> {
+async function makeChain(
+  notBefore = new Date(Date.now() - HOUR_MS),
+  notAfter = new Date(Date.now() + 24 * HOUR_MS),
+): Promise<{ caPem: string; leafPem: string; leafKeyPem: string }> {
   const caKeys = await crypto.subtle.generateKey(ALGORITHM, true, ["sign", "verify"]);
   const leafKeys = await crypto.subtle.generateKey(ALGORITHM, true, ["sign", "verify"]);
-  const notBefore = new Date(Date.now() - HOUR_MS);
-  const notAfter = new Date(Date.now() + 24 * HOUR_MS);
   const ca = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: "0a",
     name: "CN=Test CA",
@@ -181,6 +187,26 @@ Deno.test("loadTlsContext serves a PEM chain from files; clients verify with the
   const server = await tlsServer(material, echoAnswer);
   assert.equal(await roundTripByName(server.port, "localhost", chain.caPem), "echo: ping\r\n");
   await server.close();
+  await Deno.remove(files.dir!, { recursive: true });
+});
+
+Deno.test("loadTlsContext loads an expired certificate; certificateProblem says so", async () => {
+  const notBefore = new Date("2020-01-01T00:00:00Z");
+  const notAfter = new Date("2021-01-01T00:00:00Z");
+  const chain = await makeChain(notBefore, notAfter);
+  const files = await tempFiles({ "cert.pem": chain.leafPem, "key.pem": chain.leafKeyPem });
+  const material = await loadTlsContext({
+    certFile: files["cert.pem"]!,
+    keyFile: files["key.pem"]!,
+    hostname: "ignored",
+  });
+  assert.deepEqual([material.notBefore, material.notAfter], [notBefore, notAfter]);
+  assert.equal(certificateProblem(material, new Date()), "expired on 2021-01-01T00:00:00.000Z");
+  assert.equal(
+    certificateProblem(material, new Date("2019-06-01T00:00:00Z")),
+    "not valid before 2020-01-01T00:00:00.000Z",
+  );
+  assert.equal(certificateProblem(material, new Date("2020-06-01T00:00:00Z")), null);
   await Deno.remove(files.dir!, { recursive: true });
 });
 
