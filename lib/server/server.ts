@@ -281,11 +281,12 @@ export class Server {
     const onConnect = this.#options.onConnect;
     if (!onConnect) return null;
     try {
-      return toDecision(await onConnect(info), {
+      const decision = toDecision(await onConnect(info), {
         code: 554,
         enhanced: "5.7.1",
         lines: ["Not allowed"],
       });
+      return decision && greetingRefusal(decision);
     } catch (e: unknown) {
       this.#logger.error("onConnect callback failed", {
         conn,
@@ -682,4 +683,15 @@ async function start(options: ServeOptions, earlySignals: () => number): Promise
   // Acted on once the server is fully up, so the log and the ready file read in order.
   signals?.replay(early);
   return { addresses, close: () => server.close(), finished: server.finished };
+}
+
+/**
+ * RFC 5321 §3.1: a server that refuses a connection greets with 554 (or 421,
+ * RFC 5321 §3.8, and closes); an `onConnect` reply of another code keeps its
+ * class: 4xx becomes 421, 5xx 554.
+ */
+export function greetingRefusal(reply: Reply): Reply {
+  if (reply.code === 421 || reply.code === 554) return reply;
+  const code = reply.code < 500 ? 421 : 554;
+  return { ...reply, code };
 }

@@ -128,6 +128,36 @@ async function greetedClient(port: number): Promise<RawClient> {
   return c;
 }
 
+Deno.test("e2e library: an onConnect refusal greets with 421 (and closes) or 554 (and waits for QUIT)", async () => {
+  await using prog = await Program.start("lib_server.ts");
+  const port: number = JSON.parse(await prog.line()).addresses[0].port;
+  const refuse = (code: number, enhanced: string) =>
+    Deno.writeTextFile(
+      `${prog.events}.connect`,
+      JSON.stringify({ code, enhanced, text: "Not now" }),
+    );
+  // RFC 5321 §3.1/§3.8: a refusing greeting is 554 or 421; other codes keep their class.
+  for (
+    const [code, enhanced, greeting] of [[450, "4.7.1", "421 4.7.1"], [421, "4.3.2", "421 4.3.2"]]
+  ) {
+    await refuse(code as number, enhanced as string);
+    await using c = await RawClient.connect(port);
+    assert.equal((await c.readReply()).raw, `${greeting} Not now\r\n`);
+    await c.expectClosed();
+  }
+  for (
+    const [code, enhanced, greeting] of [[550, "5.7.1", "554 5.7.1"], [554, "5.7.0", "554 5.7.0"]]
+  ) {
+    await refuse(code as number, enhanced as string);
+    await using c = await RawClient.connect(port);
+    assert.equal((await c.readReply()).raw, `${greeting} Not now\r\n`);
+    assert.match((await c.command("MAIL FROM:<a@example.com>")).raw, /^503 /);
+    assert.match((await c.command("QUIT")).raw, /^221 /);
+  }
+  await Deno.remove(`${prog.events}.connect`);
+  await using c = await greetedClient(port);
+});
+
 Deno.test("e2e library: callbacks reject, throw (451 4.3.0) and record; close() then finished", async () => {
   await using prog = await Program.start("lib_server.ts");
   const ready = JSON.parse(await prog.line());
