@@ -156,6 +156,7 @@ Deno.test("e2e library: an onConnect refusal greets with 421 (and closes) or 554
   }
   await Deno.remove(`${prog.events}.connect`);
   await using c = await greetedClient(port);
+  assert.match((await c.command("QUIT")).raw, /^221 /);
 });
 
 Deno.test("e2e library: callbacks reject, throw (451 4.3.0) and record; close() then finished", async () => {
