@@ -179,8 +179,9 @@ function vrfy(s: SessionState, args: string): void {
 }
 
 function starttls(s: SessionState, args: string): void {
-  if (!s.config.starttls) return s.reply(R.REPLY_NOT_IMPLEMENTED);
+  // TLS already up, by STARTTLS or on an implicit-TLS listener: the same answer.
   if (s.tls) return s.reply(R.REPLY_TLS_ACTIVE);
+  if (!s.config.starttls) return s.reply(R.REPLY_NOT_IMPLEMENTED);
   if (args !== "") return s.reply(R.syntaxReply("STARTTLS"));
   if (s.txn) return s.reply(R.REPLY_IN_TRANSACTION);
   s.reply(R.REPLY_READY_TLS);

@@ -69,6 +69,10 @@ Deno.test("Session STARTTLS refusals", () => {
   tr("STARTTLS\r\n", { replies: ["503 5.5.1 Error: TLS already active"] }, {
     config: testConfig({ tlsActive: true }),
   });
+  // An implicit-TLS listener offers no STARTTLS; TLS is active all the same.
+  tr("STARTTLS\r\n", { replies: ["503 5.5.1 Error: TLS already active"] }, {
+    config: testConfig({ starttls: false, tlsActive: true }),
+  });
 });
 
 Deno.test("Session --require-tls and --require-auth", () => {
