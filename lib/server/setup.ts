@@ -7,6 +7,7 @@
  * @module
  */
 
+import { LOG_FORMATS, LOG_LEVELS } from "../log.ts";
 import { type HostPort, parseHostPort } from "../units.ts";
 import { type Cidr, parseCidr } from "./cidr.ts";
 import { FaultPlan, parseFaultRule } from "./faults.ts";
@@ -54,6 +55,10 @@ function each<T>(
   values: readonly string[] | undefined,
   parse: (v: string) => T,
 ): T[] {
+  // A library caller's `listen: "127.0.0.1:0"` would otherwise fail deep inside.
+  if (values !== undefined && !Array.isArray(values)) {
+    throw new OptionError(flag, `expected a list of strings, found ${JSON.stringify(values)}`);
+  }
   return (values ?? []).map((value) => {
     try {
       return parse(value);
@@ -61,6 +66,12 @@ function each<T>(
       throw new OptionError(flag, e instanceof Error ? e.message : String(e));
     }
   });
+}
+
+function oneOf(flag: string, value: string | undefined, allowed: readonly string[]): void {
+  if (value !== undefined && !allowed.includes(value)) {
+    throw new OptionError(flag, `Cannot use "${value}": expected ${allowed.join(", ")}`);
+  }
 }
 
 function positive(flag: string, value: number | undefined, fallback: number): number {
@@ -86,6 +97,9 @@ export async function setup(options: ServeOptions): Promise<Setup> {
   if (!/^[\x21-\x2c\x2e-\x7e][\x21-\x7e]{0,254}$/.test(hostname)) {
     throw new OptionError("--hostname", `Cannot use "${hostname}": expected a host name`);
   }
+  // The CLI checks these words; a library caller's typo would silence the log.
+  oneOf("--log-level", options.logLevel, LOG_LEVELS);
+  oneOf("--log-format", options.logFormat, LOG_FORMATS);
   const plain = each("--listen", options.listen, (v) => ({ ...parseHostPort(v), tls: false }));
   const implicit = each(
     "--listen-tls",

@@ -20,3 +20,17 @@ Deno.test("setup takes a host name of printable ASCII up to 255 octets, not star
     assert.equal(error.flag, "--hostname");
   }
 });
+
+Deno.test("setup checks what a library caller can get wrong that the CLI never passes", async () => {
+  const cases: [Record<string, unknown>, string, string][] = [
+    [{ logLevel: "loud" }, "--log-level", 'Cannot use "loud": expected debug, info, warn, error'],
+    [{ logFormat: "xml" }, "--log-format", 'Cannot use "xml": expected text, json'],
+    [{ listen: "127.0.0.1:0" }, "--listen", 'expected a list of strings, found "127.0.0.1:0"'],
+  ];
+  for (const [options, flag, message] of cases) {
+    const error = await setup(options).catch((e) => e);
+    assert.ok(error instanceof OptionError, String(error));
+    assert.deepEqual([error.flag, error.message], [flag, message]);
+  }
+  assert.equal((await setup({ maxSize: 0 })).maxSize, Infinity);
+});
