@@ -23,7 +23,7 @@ import { cidrContains } from "./cidr.ts";
 import type { ServerContext } from "./context.ts";
 import { HookRunner } from "./hooks.ts";
 import { DEFAULTS, type ServeOptions } from "./options.ts";
-import { replyFrom, SessionHandler, toDecision } from "./session_handler.ts";
+import { greetingRefusal, replyFrom, SessionHandler, toDecision } from "./session_handler.ts";
 import { type Setup, setup, StartupError } from "./setup.ts";
 import {
   ConnectionCounters,
@@ -662,12 +662,9 @@ async function start(options: ServeOptions, earlySignals: () => number): Promise
     }
   }
   // Served all the same: testing how a client meets a bad certificate is a use of a sink.
-  const problem = s.tls && certificateProblem(s.tls, new Date());
+  const problem = s.tls ? certificateProblem(s.tls, new Date()) : null;
   if (problem) {
-    logger.warn("tls certificate not valid now", {
-      cert: s.tls!.certPath ?? "",
-      reason: problem,
-    });
+    logger.warn("tls certificate not valid now", { cert: s.tls?.certPath ?? "", reason: problem });
   }
   logger.info("listening", {
     listeners: addresses.map((a) => `${hostPort(a.address, a.port)}${a.tls ? "/tls" : ""}`)
@@ -683,15 +680,4 @@ async function start(options: ServeOptions, earlySignals: () => number): Promise
   // Acted on once the server is fully up, so the log and the ready file read in order.
   signals?.replay(early);
   return { addresses, close: () => server.close(), finished: server.finished };
-}
-
-/**
- * RFC 5321 §3.1: a server that refuses a connection greets with 554 (or 421,
- * RFC 5321 §3.8, and closes); an `onConnect` reply of another code keeps its
- * class: 4xx becomes 421, 5xx 554.
- */
-export function greetingRefusal(reply: Reply): Reply {
-  if (reply.code === 421 || reply.code === 554) return reply;
-  const code = reply.code < 500 ? 421 : 554;
-  return { ...reply, code };
 }

@@ -56,6 +56,17 @@ export function replyFrom(r: RejectReply): Reply {
   return { code, enhanced, lines: [text] };
 }
 
+/**
+ * RFC 5321 §3.1: a server that refuses a connection greets with 554 (or 421,
+ * RFC 5321 §3.8, and closes); an `onConnect` reply of another code keeps its
+ * class: 4xx becomes 421, 5xx 554.
+ */
+export function greetingRefusal(reply: Reply): Reply {
+  if (reply.code === 421 || reply.code === 554) return reply;
+  const code = reply.code < 500 ? 421 : 554;
+  return { ...reply, code };
+}
+
 export class SessionHandler implements ConnectionHandler {
   #ctx: ServerContext;
   #info: ConnectionInfo;
