@@ -526,13 +526,15 @@ const STOP_SIGNALS: Deno.Signal[] = Deno.build.os === "windows"
  */
 function holdSignals(): { received: () => number; release: () => void } {
   let received = 0;
-  const onSignal = () => received++;
-  for (const s of STOP_SIGNALS) Deno.addSignalListener(s, onSignal);
-  return {
-    received: () => received,
-    release: () => {
-      for (const s of STOP_SIGNALS) Deno.removeSignalListener(s, onSignal);
-    },
+  const release = onStopSignals(() => received++);
+  return { received: () => received, release };
+}
+
+/** Listens to every stop signal; returns what removes the listener again. */
+function onStopSignals(listener: () => void): () => void {
+  for (const s of STOP_SIGNALS) Deno.addSignalListener(s, listener);
+  return () => {
+    for (const s of STOP_SIGNALS) Deno.removeSignalListener(s, listener);
   };
 }
 
@@ -554,11 +556,8 @@ function installSignals(server: Server, logger: Logger): SignalHandlers {
       server.abort();
     }
   };
-  for (const s of STOP_SIGNALS) Deno.addSignalListener(s, onSignal);
   return {
-    uninstall: () => {
-      for (const s of STOP_SIGNALS) Deno.removeSignalListener(s, onSignal);
-    },
+    uninstall: onStopSignals(onSignal),
     replay: (count) => {
       for (let i = 0; i < Math.min(count, 2); i++) onSignal();
     },
