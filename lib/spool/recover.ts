@@ -17,18 +17,28 @@ export const LOCK_FILE = ".lock";
 export interface RecoveryReport {
   /** Entries removed from `.tmp/` (messages in flight when the last run ended). */
   tmpRemoved: number;
-  /** `<id>.eml` files without their `<id>.json`: never acknowledged with a 250. */
+  /**
+   * Halves of messages that never got a 250: `<id>.eml` files without their
+   * `<id>.json`, and `<id>.json` files without their `<id>.eml` (see
+   * {@linkcode recoverSpool}).
+   */
   orphansRemoved: number;
   /** Recovery did not run: another live server uses this spool (its work is in flight). */
   skipped: boolean;
 }
 
 /**
- * Clears `dir/.tmp/` and removes every `<id>.eml` that has no `<id>.json`.
- * The `.json` is renamed into place only after the `.eml`, so such an `.eml`
- * belongs to a message that never got its 250 reply and the client still
- * holds it. Only names whose stem is a message ID count; every other file is
- * left alone. A missing directory counts as empty.
+ * Clears `dir/.tmp/` and removes every `<id>.eml` that has no `<id>.json`
+ * and every `<id>.json` that has no `<id>.eml`. The `.json` is renamed into
+ * place only after the `.eml`, so a lone `.eml` belongs to a message that
+ * never got its 250 reply and the client still holds it. A lone `.json` can
+ * follow a crash on a file system without a journal (ext2, ext4 made without
+ * one): both directory entries are made durable by the one directory fsync
+ * that precedes the 250, and until it completes the disk may hold the
+ * `.json`'s entry without the `.eml`'s. Its message got no 250 either, and a
+ * `.json` means a complete message (SPEC §3). Only names whose stem is a
+ * message ID count; every other file is left alone. A missing directory
+ * counts as empty.
  *
  * Run it only when no other server uses the spool (the caller holds the
  * exclusive lock), or it would delete that server's messages in flight.
@@ -46,20 +56,22 @@ export async function recoverSpool(dir: string): Promise<RecoveryReport> {
     }
   }
 
-  const emls: string[] = [];
-  const jsons = new Set<string>();
+  /** Files by extension; `named` also has what is not a file, which is never removed. */
+  const files = { ".eml": new Set<string>(), ".json": new Set<string>() };
+  const named = { ".eml": new Set<string>(), ".json": new Set<string>() };
   for (const entry of await readDirOrEmpty(dir)) {
-    if (!entry.isFile) continue;
     const dot = entry.name.lastIndexOf(".");
     const stem = entry.name.slice(0, dot);
-    if (dot === -1 || !isMessageId(stem)) continue;
     const ext = entry.name.slice(dot);
-    if (ext === ".eml") emls.push(stem);
-    else if (ext === ".json") jsons.add(stem);
+    if (dot === -1 || (ext !== ".eml" && ext !== ".json") || !isMessageId(stem)) continue;
+    named[ext].add(stem);
+    if (entry.isFile) files[ext].add(stem);
   }
-  for (const id of emls) {
-    if (jsons.has(id)) continue;
-    if (await removeIfPresent(joinPath(dir, `${id}.eml`), false)) report.orphansRemoved++;
+  for (const [ext, other] of [[".eml", ".json"], [".json", ".eml"]] as const) {
+    for (const id of files[ext]) {
+      if (named[other].has(id)) continue;
+      if (await removeIfPresent(joinPath(dir, id + ext), false)) report.orphansRemoved++;
+    }
   }
   return report;
 }

@@ -31,6 +31,26 @@ Deno.test("recoverSpool removes .tmp contents and orphan .eml, keeps complete me
   });
 });
 
+Deno.test("recoverSpool removes a .json whose .eml is missing (a crash without a journal)", async () => {
+  await withTempDir(async (dir) => {
+    const ids = new IdGenerator();
+    const [complete, lone, beside] = [ids.next(), ids.next(), ids.next()];
+    await Deno.writeTextFile(`${dir}/${complete}.eml`, "ok");
+    await Deno.writeTextFile(`${dir}/${complete}.json`, "{}");
+    await Deno.writeTextFile(`${dir}/${lone}.json`, "{}");
+    // Something else under the .eml's name: not ours to judge, so its .json stays.
+    await Deno.mkdir(`${dir}/${beside}.eml`);
+    await Deno.writeTextFile(`${dir}/${beside}.json`, "{}");
+
+    const report = await recoverSpool(dir);
+    assert.deepEqual(report, { tmpRemoved: 0, orphansRemoved: 1, skipped: false });
+    assert.deepEqual(
+      await names(dir),
+      [`${complete}.eml`, `${complete}.json`, `${beside}.eml`, `${beside}.json`].sort(),
+    );
+  });
+});
+
 Deno.test("recoverSpool never touches files that are not <id>.eml/<id>.json", async () => {
   await withTempDir(async (dir) => {
     const others = [
