@@ -224,6 +224,11 @@ function strictParse(
   positionals: number,
 ): { values: Values; positionals: string[] } {
   const assigned = booleanAssignments(args, flags);
+  // parseArgs reads `-h=1` as the short flags -h, -= and -1.
+  const end = args.indexOf("--");
+  if (args.slice(0, end === -1 ? args.length : end).some((arg) => arg.startsWith("-h="))) {
+    throw new UsageError("takes no value", "--help");
+  }
   try {
     const result = parseArgs({
       args: assigned.args,
