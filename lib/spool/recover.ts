@@ -18,8 +18,8 @@ export interface RecoveryReport {
   /** Entries removed from `.tmp/` (messages in flight when the last run ended). */
   tmpRemoved: number;
   /**
-   * Halves of messages that never got a 250: `<id>.eml` files without their
-   * `<id>.json`, and `<id>.json` files without their `<id>.eml` (see
+   * `<id>.eml` files without their `<id>.json` (never acknowledged with a
+   * 250) and `<id>.json` files without their `<id>.eml` (see
    * {@linkcode recoverSpool}).
    */
   orphansRemoved: number;
@@ -31,14 +31,14 @@ export interface RecoveryReport {
  * Clears `dir/.tmp/` and removes every `<id>.eml` that has no `<id>.json`
  * and every `<id>.json` that has no `<id>.eml`. The `.json` is renamed into
  * place only after the `.eml`, so a lone `.eml` belongs to a message that
- * never got its 250 reply and the client still holds it. A lone `.json` can
- * follow a crash on a file system without a journal (ext2, ext4 made without
- * one): both directory entries are made durable by the one directory fsync
- * that precedes the 250, and until it completes the disk may hold the
- * `.json`'s entry without the `.eml`'s. Its message got no 250 either, and a
- * `.json` means a complete message (SPEC §3). Only names whose stem is a
- * message ID count; every other file is left alone. A missing directory
- * counts as empty.
+ * never got its 250 reply and the client still holds it. A lone `.json` is what an
+ * `.eml` deleted by hand leaves, or a crash on a file
+ * system that neither journals nor syncs a new file's directory entry with
+ * its data (ext2): a small `.eml`'s entry is made durable only by the
+ * directory fsync after the `.json`'s rename (`Sink.commit`). A `.json`
+ * means a complete message (SPEC §3). Only names whose stem is a message ID
+ * count; every other file is left alone. A missing directory counts as
+ * empty.
  *
  * Run it only when no other server uses the spool (the caller holds the
  * exclusive lock), or it would delete that server's messages in flight.

@@ -132,8 +132,9 @@ export interface MessageSink {
   /**
    * Makes the message durable and visible: allocate its ID, flush (or
    * write `<id>.eml` whole), write `.tmp/<id>.json`, rename a streamed body to `<id>.eml`,
-   * fsync both files' data and the directory in one round, rename to
-   * `<id>.json`, fsync the directory. On failure removes what it wrote.
+   * fsync both files' data (and the directory, for a renamed body) in one
+   * round, rename to `<id>.json`, fsync the directory. On failure removes
+   * what it wrote.
    *
    * @param input What the server recorded about the transaction.
    * @param gate Asked once `<id>.eml` is complete in its place, before the
@@ -553,15 +554,17 @@ class Sink implements MessageSink {
   }
 
   /**
-   * Writes the .json and makes both files' data durable. On POSIX a body
-   * that streamed to `tmpEml` takes its final name first (an .eml without
-   * .json is an orphan nobody reads and start-up removes), then its data and
-   * the .json's data are synced in parallel. Only then may the .json appear.
-   * The directory entries wait for the one directory fsync after the .json's
-   * rename, which covers the .eml's too: a second, shared fsync before the
-   * rename cost 15% of messages/s (README), and a journaling file system
-   * orders the create before the rename anyway. Without a journal a crash
-   * may keep the .json's entry alone; start-up removes it (`recoverSpool`).
+   * Writes the .json and makes both files' data durable, and the .eml's
+   * directory entry before the .json can have one. On POSIX a body that
+   * streamed to `tmpEml` takes its final name first (an .eml without .json
+   * is an orphan nobody reads and start-up removes), then its data, the
+   * .json's data and (for that renamed body) the directory are synced in
+   * parallel. Only then may the .json appear.
+   * An .eml created in the spool needs no directory fsync here (it cost
+   * 9–18% of messages/s, README): a journaling file system commits its
+   * create before the .json's rename, and ext4 without a journal syncs the
+   * directory of a file created since its last fsync within the file's
+   * fdatasync. The one fsync after the rename makes both entries durable.
    * allSettled: the caller's cleanup must not race a pending fsync.
    */
   async #syncWithJson(
@@ -580,7 +583,12 @@ class Sink implements MessageSink {
         return;
       }
       if (tmpEml !== null) await this.#rename(tmpEml, eml);
-      const results = await Promise.allSettled([file.syncData(), jsonFile.syncData()]);
+      const results = await Promise.allSettled([
+        file.syncData(),
+        jsonFile.syncData(),
+        // A renamed body is no new file that ext4's fdatasync would follow to its directory.
+        tmpEml === null ? undefined : this.#ctx.dirSync.sync(),
+      ]);
       for (const result of results) {
         if (result.status === "rejected") throw result.reason;
       }
