@@ -31,14 +31,13 @@ export interface RecoveryReport {
  * Clears `dir/.tmp/` and removes every `<id>.eml` that has no `<id>.json`
  * and every `<id>.json` that has no `<id>.eml`. The `.json` is renamed into
  * place only after the `.eml`, so a lone `.eml` belongs to a message that
- * never got its 250 reply and the client still holds it. A lone `.json` is what an
- * `.eml` deleted by hand leaves, or a crash on a file
- * system that neither journals nor syncs a new file's directory entry with
- * its data (ext2): a small `.eml`'s entry is made durable only by the
- * directory fsync after the `.json`'s rename (`Sink.commit`). A `.json`
- * means a complete message (SPEC §3). Only names whose stem is a message ID
- * count; every other file is left alone. A missing directory counts as
- * empty.
+ * never got its 250 reply and the client still holds it. A lone `.json` is
+ * what an `.eml` deleted by hand leaves, or a crash on a file system that
+ * neither journals nor syncs a new file's directory entry with its data
+ * (ext2): there a small `.eml`'s entry is made durable only by the directory
+ * fsync after the `.json`'s rename (`Sink.commit`), and a `.json` means a
+ * complete message (SPEC §3). Only names whose stem is a message ID count;
+ * every other file is left alone. A missing directory counts as empty.
  *
  * Run it only when no other server uses the spool (the caller holds the
  * exclusive lock), or it would delete that server's messages in flight.
