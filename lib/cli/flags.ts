@@ -224,11 +224,6 @@ function strictParse(
   positionals: number,
 ): { values: Values; positionals: string[] } {
   const assigned = booleanAssignments(args, flags);
-  // parseArgs reads `-h=1` as the short flags -h, -= and -1.
-  const end = args.indexOf("--");
-  if (args.slice(0, end === -1 ? args.length : end).some((arg) => arg.startsWith("-h="))) {
-    throw new UsageError("takes no value", "--help");
-  }
   try {
     const result = parseArgs({
       args: assigned.args,
@@ -285,6 +280,8 @@ function booleanAssignments(
       out.push(...args.slice(i));
       break;
     }
+    // parseArgs would read `-h=1` as the short flags -h, -= and -1.
+    if (arg.startsWith("-h=")) throw new UsageError("takes no value", "--help");
     const m = /^--([^=]+)(?:=(.*))?$/s.exec(arg);
     if (m === null || flags[m[1]!]?.kind !== "boolean") {
       out.push(arg);
