@@ -493,6 +493,8 @@ Deno.test("e2e tls: a STARTTLS handshake that fails is logged like an implicit-T
 
 Deno.test("e2e tls: plain text on the TLS port is logged once and the server keeps serving", async () => {
   await using t = await startTlsServer();
+  // The ready file can come before the listening line has been read from the server's stderr.
+  await t.server.waitForStderr(/INFO {2}listening /);
   const before = t.server.stderr().split("\n").length;
   await using raw = await RawClient.connect(t.tlsPort);
   await raw.send("EHLO plaintext.example\r\n");
