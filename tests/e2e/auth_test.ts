@@ -118,7 +118,7 @@ toolTest(
           }
         }
       }
-      assert.match(t.server.stderr(), /code=535 enhanced=5\.7\.8/);
+      await t.server.waitForStderr(/code=535 enhanced=5\.7\.8/);
     } finally {
       await Deno.remove(auth.dir, { recursive: true });
     }
@@ -353,7 +353,7 @@ Deno.test("e2e auth: --require-auth refuses MAIL before AUTH with 530 5.7.0", as
   await assertStored(msgs[0]!, message("req auth"));
   assert.deepEqual(msgs[0]!.meta.auth, { mechanism: "PLAIN", username: "bob" });
   assert.equal(msgs[0]!.meta.protocol, "ESMTPA");
-  assert.match(server.stderr(), /code=530 enhanced=5\.7\.0/);
+  await server.waitForStderr(/code=530 enhanced=5\.7\.0/);
 });
 
 /** Every file under `dir`, recursively (bounded depth). */
