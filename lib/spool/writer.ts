@@ -586,7 +586,8 @@ class Sink implements MessageSink {
       const results = await Promise.allSettled([
         file.syncData(),
         jsonFile.syncData(),
-        // A renamed body is no new file that ext4's fdatasync would follow to its directory.
+        // A renamed body keeps its own directory fsync: what the .eml above relies on is
+        // promised for new files (ext4 happens to follow a new name too; others need not).
         tmpEml === null ? undefined : this.#ctx.dirSync.sync(),
       ]);
       for (const result of results) {
