@@ -83,18 +83,20 @@ ${SPOOL}
 Block until at least N stored messages match every filter given, then print the IDs of all
 matching messages, one per line, oldest first. Filters are case-insensitive substrings:
 --from matches the envelope sender or the From header, --to any recipient or the To header,
---subject the decoded Subject. Messages already in the spool count: purge first for a clean run.
+--subject the decoded Subject; --from "<>" selects the null sender only. Messages already in
+the spool count: purge first for a clean run.
 
 ${SPOOL}
   --count N                how many messages (default 1)
-  --from ADDR              sender contains ADDR
+  --from ADDR              sender contains ADDR ("<>": the null sender)
   --to ADDR                a recipient contains ADDR
   --subject TEXT           subject contains TEXT
   --timeout DURATION       give up after this long, exit 1 (default 30s; 0 looks once)
 `,
   purge: `Usage: smtpd purge [--spool DIR] [--older-than DURATION]
 
-Delete stored messages (<id>.eml and <id>.json), nothing else, and print "purged N messages".
+Delete stored messages (<id>.eml and <id>.json), nothing else, and print "purged N messages"
+("purged 1 message").
 
 ${SPOOL}
   --older-than DURATION    only messages received at least this long ago (e.g. 1h)

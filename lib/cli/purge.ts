@@ -23,6 +23,6 @@ export async function runPurge(
   const removed = await reader.purge(
     args.olderThanMs === undefined ? {} : { olderThanMs: args.olderThanMs },
   );
-  io.stdout(`purged ${removed} messages\n`);
+  io.stdout(`purged ${removed} ${removed === 1 ? "message" : "messages"}\n`);
   return EXIT_OK;
 }

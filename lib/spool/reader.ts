@@ -18,12 +18,18 @@ export { isMessageId };
  */
 const WAIT_POLL_MS = 250;
 
+/** The `from` filter that selects messages from the null reverse-path. */
+const NULL_SENDER = "<>";
+
 /**
  * Which messages to select; every given field must hold. Matching is by
  * case-insensitive substring.
  */
 export interface MessageFilter {
-  /** Matches `mailFrom` or the From header. */
+  /**
+   * Matches `mailFrom` or the From header; `<>` matches the null sender
+   * (`mailFrom` is `""`) and nothing else, as no substring could select it.
+   */
   from?: string;
   /** Matches any of `rcptTo` or the To header. */
   to?: string;
@@ -78,7 +84,9 @@ export interface PurgeOptions {
 export function matchesFilter(meta: Meta, filter: MessageFilter = {}): boolean {
   const has = (value: unknown, needle: string): boolean =>
     typeof value === "string" && value.toLowerCase().includes(needle.toLowerCase());
-  if (filter.from !== undefined && !has(meta.mailFrom, filter.from)) {
+  if (filter.from === NULL_SENDER) {
+    if (meta.mailFrom !== "") return false;
+  } else if (filter.from !== undefined && !has(meta.mailFrom, filter.from)) {
     if (!has(meta.headers.from, filter.from)) return false;
   }
   if (filter.to !== undefined && !has(meta.headers.to, filter.to)) {
@@ -180,11 +188,12 @@ export class SpoolReader {
   /**
    * The absolute path of a message's `.eml`.
    *
-   * @param id A message ID (see {@linkcode isMessageId}); check it before using the path.
+   * @param id A message ID (see {@linkcode isMessageId}).
    * @returns The path.
+   * @throws {RangeError} When `id` is no message ID: no path outside the spool is ever built.
    */
   emlPath(id: string): string {
-    return joinPath(this.dir, `${id}.eml`);
+    return this.#path(id, ".eml");
   }
 
   /**
@@ -192,9 +201,15 @@ export class SpoolReader {
    *
    * @param id A message ID.
    * @returns The path.
+   * @throws {RangeError} When `id` is no message ID.
    */
   metaPath(id: string): string {
-    return joinPath(this.dir, `${id}.json`);
+    return this.#path(id, ".json");
+  }
+
+  #path(id: string, ext: string): string {
+    if (!isMessageId(id)) throw new RangeError(`not a message ID: ${JSON.stringify(id)}`);
+    return joinPath(this.dir, id + ext);
   }
 
   /**

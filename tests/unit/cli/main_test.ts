@@ -303,6 +303,17 @@ Deno.test("run purge deletes messages only and says how many", async () => {
   });
 });
 
+Deno.test("run purge says message for one", async () => {
+  await withSpool(async (dir) => {
+    const [first] = [...await Array.fromAsync(Deno.readDir(dir))].map((e) => e.name)
+      .filter((n) => n.endsWith(".json")).sort();
+    await Deno.remove(`${dir}/${first}`);
+    const io = capture();
+    assert.equal(await run(["purge", "--spool", dir], {}, io), 0);
+    assert.equal(io.out, "purged 1 message\n");
+  });
+});
+
 Deno.test("run send exits 1 with one line when the server is unreachable", async () => {
   const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (probe.addr as Deno.NetAddr).port;

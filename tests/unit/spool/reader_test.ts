@@ -142,6 +142,10 @@ Deno.test("SpoolReader.meta: by id, latest, unknown and invalid ids", async () =
     }
     assert.equal(reader.emlPath(a.id), `${dir}/${a.id}.eml`);
     assert.ok(isMessageId(a.id));
+    for (const bad of ["../x", "", `${a.id}/../x`]) {
+      assert.throws(() => reader.emlPath(bad), RangeError, bad);
+      assert.throws(() => reader.metaPath(bad), RangeError, bad);
+    }
   });
 });
 
@@ -294,4 +298,12 @@ Deno.test("matchesFilter: all given conditions must hold", () => {
   assert.ok(!matchesFilter(meta, { from: "shop", to: "carol" }));
   assert.ok(!matchesFilter(meta, { subject: "bye" }));
   assert.ok(!matchesFilter({ ...meta, headers: {} }, { subject: "" }));
+});
+
+Deno.test("matchesFilter: from <> selects the null sender only", () => {
+  const bounce = { mailFrom: "", rcptTo: ["bob@x"], headers: {} } as unknown as Meta;
+  const quoted = { ...bounce, mailFrom: "a@x", headers: { from: "<>" } } as unknown as Meta;
+  assert.ok(matchesFilter(bounce, { from: "<>" }));
+  assert.ok(!matchesFilter(quoted, { from: "<>" }), "not a substring of the From header");
+  assert.ok(!matchesFilter(bounce, { from: "<>", to: "carol" }));
 });
