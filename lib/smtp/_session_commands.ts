@@ -16,6 +16,7 @@ import {
   parseRecipient,
 } from "./grammar.ts";
 import type { SessionState } from "./_session_state.ts";
+import { upperAscii } from "./_utf8.ts";
 import * as R from "./reply.ts";
 
 const XCLIENT_ATTRIBUTES = ["NAME", "ADDR", "PORT", "PROTO", "HELO", "LOGIN"] as const;
@@ -197,7 +198,7 @@ function auth(s: SessionState, args: string): void {
   if (parts.length === 0 || parts.length > 2) {
     return s.reply(R.syntaxReply("AUTH mechanism [initial-response]"));
   }
-  const mechanism = parts[0]!.toUpperCase();
+  const mechanism = upperAscii(parts[0]!);
   if (!isMechanism(mechanism) || !s.config.authMechanisms.includes(mechanism)) {
     return s.reply(R.REPLY_AUTH_UNKNOWN_MECHANISM);
   }
@@ -227,7 +228,7 @@ function proxy(s: SessionState, verb: "XCLIENT" | "XFORWARD", args: string): voi
   s.xclient = merged;
   s.helo = merged["HELO"] ?? null;
   // PROTO is what the proxied client spoke: the RFC 3848 base until the next HELO/EHLO.
-  s.esmtp = merged["PROTO"]?.toUpperCase() === "ESMTP";
+  s.esmtp = upperAscii(merged["PROTO"] ?? "") === "ESMTP";
   // LOGIN: the proxy authenticated the client; Postfix records the method as XCLIENT.
   const login = merged["LOGIN"];
   s.auth = login === undefined ? null : { mechanism: "XCLIENT", username: login };

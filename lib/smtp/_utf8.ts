@@ -57,3 +57,16 @@ function decodeEscaped(bytes: Uint8Array): string {
   }
   return out;
 }
+
+/**
+ * Upper-cases `a`–`z` only. SMTP verbs, keywords and mechanism names are ASCII
+ * (RFC 5321 §2.4), and `String.prototype.toUpperCase` maps more: `ſ` (U+017F)
+ * to `S`, `ı` (U+0131) to `I`, `ﬆ` (U+FB06) to `ST`, so `ſTARTTLS` would run as
+ * STARTTLS while a filter in front of the server saw an unknown command.
+ */
+export function upperAscii(text: string): string {
+  for (let i = 0; i < text.length; i++) {
+    if (text.charCodeAt(i) > 0x7f) return text.replace(/[a-z]+/g, (m) => m.toUpperCase());
+  }
+  return text.toUpperCase();
+}

@@ -6,6 +6,8 @@
  * @module
  */
 
+import { upperAscii } from "./_utf8.ts";
+
 /** Verbs smtpd implements, upper case as on the wire. */
 export type Verb =
   | "HELO"
@@ -69,7 +71,7 @@ export interface Command {
  */
 export function parseCommand(line: string): Command | null {
   const sp = line.indexOf(" ");
-  const verb = (sp < 0 ? line : line.slice(0, sp)).toUpperCase();
+  const verb = upperAscii(sp < 0 ? line : line.slice(0, sp));
   if (!VERBS.has(verb)) return null;
   const args = sp < 0 ? "" : trimSpaces(line.slice(sp + 1));
   return { verb: verb as Verb, args };

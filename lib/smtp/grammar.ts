@@ -7,6 +7,7 @@
  */
 
 import type { Params, Reply } from "./events.ts";
+import { upperAscii } from "./_utf8.ts";
 import { MAX_ENVID_OCTETS, MAX_ORCPT_OCTETS, MAX_SIZE_DIGITS } from "./limits.ts";
 import {
   badAttributeReply,
@@ -150,7 +151,7 @@ export function splitPath(
   args: string,
   keyword: "FROM" | "TO",
 ): { path: string; rest: string } | null {
-  if (args.slice(0, keyword.length + 1).toUpperCase() !== `${keyword}:`) return null;
+  if (upperAscii(args.slice(0, keyword.length + 1)) !== `${keyword}:`) return null;
   let i = keyword.length + 1;
   while (args.charCodeAt(i) === 0x20) i++;
   if (args[i] !== "<") return null;
@@ -185,8 +186,8 @@ function splitParams(rest: string): [string, string | true][] | null {
     const eq = token.indexOf("=");
     const name = eq < 0 ? token : token.slice(0, eq);
     if (!ESMTP_KEYWORD_REGEXP.test(name)) return null;
-    if (eq < 0) out.push([name.toUpperCase(), true]);
-    else out.push([name.toUpperCase(), token.slice(eq + 1)]);
+    if (eq < 0) out.push([upperAscii(name), true]);
+    else out.push([upperAscii(name), token.slice(eq + 1)]);
   }
   return out;
 }
@@ -272,7 +273,7 @@ export function parseMailArgs(args: string, maxSize: number): MailArgs | Reply {
     reversePath,
     params,
     smtputf8,
-    body: typeof body === "string" ? body.toUpperCase() : "",
+    body: typeof body === "string" ? upperAscii(body) : "",
   };
 }
 
@@ -335,12 +336,12 @@ export function parseAttributes(
   if (tokens.length === 0) return syntaxReply(`${verb} ${allowed.join("=... ")}=...`);
   for (const token of tokens) {
     const eq = token.indexOf("=");
-    const name = (eq < 0 ? token : token.slice(0, eq)).toUpperCase();
+    const name = upperAscii(eq < 0 ? token : token.slice(0, eq));
     if (eq < 0 || !allowed.includes(name)) return badAttributeReply(verb, token);
     const value = decodeXtext(token.slice(eq + 1));
     // Postfix: "attribute=value expected"; an empty value is not one.
     if (value === null || value === "") return badAttributeReply(verb, token);
-    const upper = value.toUpperCase();
+    const upper = upperAscii(value);
     if (upper === "[UNAVAILABLE]" || upper === "[TEMPUNAVAIL]") {
       out[name] = null;
       continue;

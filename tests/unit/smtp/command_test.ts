@@ -17,6 +17,15 @@ Deno.test("parseCommand: unknown or malformed verbs are null", () => {
   }
 });
 
+Deno.test("parseCommand: a verb that Unicode case mapping turns into one is unknown", () => {
+  // ſ → S, ı → I, ﬆ → ST under toUpperCase: smuggled past a byte-matching filter.
+  for (
+    const line of ["\u017fTARTTLS", "\ufb06ARTTLS", "R\u017fet", "QU\u0131T", "XCL\u0131ENT A=1"]
+  ) {
+    strictEqual(parseCommand(line), null, JSON.stringify(line));
+  }
+});
+
 Deno.test("redactCommand hides an AUTH initial response only", () => {
   strictEqual(
     redactCommand("AUTH PLAIN AGJvYgBzZWNyZXQ=", parseCommand("AUTH PLAIN AGJvYgBzZWNyZXQ=")),

@@ -171,6 +171,10 @@ Deno.test("Session AUTH refusals", () => {
   }, {
     config: only,
   });
+  // ı (U+0131) upper-cases to I in Unicode, never in SMTP.
+  tr(HI + `AUTH PLA\u0131N ${b64("\0u\0p")}\r\n`, {
+    replies: [ehlo(), "504 5.5.4 Unrecognized authentication type"],
+  });
 });
 
 Deno.test("Session AUTH: lines up to 12288 octets (RFC 4954 §4), longer ones 500 5.5.6", () => {

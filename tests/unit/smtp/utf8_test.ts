@@ -1,5 +1,6 @@
 import { strictEqual } from "node:assert/strict";
-import { decodeLine } from "../../../lib/smtp/_utf8.ts";
+import fc from "fast-check";
+import { decodeLine, upperAscii } from "../../../lib/smtp/_utf8.ts";
 
 const esc = (b: number) => String.fromCharCode(0xdc00 + b);
 
@@ -29,4 +30,17 @@ Deno.test("decodeLine marks every malformed byte as a lone surrogate (RFC 3629)"
     strictEqual(out, expected, bytes.map((b) => b.toString(16)).join(" "));
     strictEqual(out.isWellFormed(), false);
   }
+});
+
+Deno.test("upperAscii maps a-z and leaves every other character as it is", () => {
+  strictEqual(upperAscii("mail"), "MAIL");
+  strictEqual(upperAscii("\u017ftart\u0131ls \ufb06 \u00e9"), "\u017fTART\u0131LS \ufb06 \u00e9");
+  fc.assert(fc.property(fc.string({ unit: "grapheme" }), (text) => {
+    const upper = upperAscii(text);
+    strictEqual(upper.length, text.length);
+    for (let i = 0; i < text.length; i++) {
+      const c = text.charCodeAt(i);
+      strictEqual(upper.charCodeAt(i), c >= 0x61 && c <= 0x7a ? c - 0x20 : c);
+    }
+  }));
 });
