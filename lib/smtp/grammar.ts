@@ -231,6 +231,13 @@ const RCPT_PARAMS: Record<string, ParamCheck> = {
   },
 };
 
+/**
+ * Parameters whose values are keywords, case-insensitive to SMTP: recorded
+ * upper case (`body=8bitmime` as `8BITMIME`), so readers compare them as
+ * SPEC §3 shows them. ENVID, ORCPT and AUTH= keep what the client sent.
+ */
+const KEYWORD_VALUES: ReadonlySet<string> = new Set(["BODY", "RET", "NOTIFY"]);
+
 /** Checks a parameter list against a table; returns the params or the refusal. */
 function checkParams(
   rest: string,
@@ -247,7 +254,7 @@ function checkParams(
     if (Object.hasOwn(params, name)) return duplicateParamReply(name);
     if (value !== true && !ESMTP_VALUE_REGEXP.test(value)) return badParamReply(name);
     if (!check(value, smtputf8)) return badParamReply(name);
-    params[name] = value;
+    params[name] = value !== true && KEYWORD_VALUES.has(name) ? upperAscii(value) : value;
   }
   return params;
 }

