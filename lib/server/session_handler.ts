@@ -296,6 +296,7 @@ export class SessionHandler implements ConnectionHandler {
         // Postfix XCLIENT_README: an IPv6 ADDR is sent as "IPV6:2001:db8::1".
         address: x.ADDR?.replace(/^ipv6:/i, "") ?? this.#info.client.address,
         port: port ?? this.#info.client.port,
+        ...(x.NAME === undefined ? {} : { name: x.NAME }),
       },
       server: this.#info.server,
       tls: this.#tls,

@@ -20,7 +20,8 @@ export interface Meta {
   helo: string | null;
   /** RFC 3848 value, see {@linkcode protocolName}. */
   protocol: string;
-  client: { address: string; port: number };
+  /** `name`: the host name an XCLIENT `NAME=` gave, only then. */
+  client: { address: string; port: number; name?: string };
   server: { address: string; port: number };
   tls: { protocol: string; cipher: string } | null;
   auth: { mechanism: string; username: string } | null;
@@ -88,7 +89,9 @@ export function buildMeta(input: MetaInput, facts: MetaFacts): Meta {
     rcptParams: input.rcptParams,
     helo: input.helo,
     protocol: input.protocol,
-    client: { address: input.client.address, port: input.client.port },
+    client: input.client.name === undefined
+      ? { address: input.client.address, port: input.client.port }
+      : { address: input.client.address, port: input.client.port, name: input.client.name },
     server: { address: input.server.address, port: input.server.port },
     tls: input.tls === null ? null : { protocol: input.tls.protocol, cipher: input.tls.cipher },
     auth: input.auth === null

@@ -102,7 +102,7 @@ Deno.test("e2e proxy: a trusted client sees XCLIENT/XFORWARD; XCLIENT restarts w
   assert.ok(msg);
   assert.equal(msg.id, id);
   await assertStored(msg, message);
-  assert.deepEqual(msg.meta.client, { address: "192.0.2.7", port: 4242 });
+  assert.deepEqual(msg.meta.client, { address: "192.0.2.7", port: 4242, name: "mail.example.org" });
   assert.equal(msg.meta.helo, "relay.example.org");
   assert.equal(msg.meta.server.port, server.port);
   assert.equal(msg.meta.xforward, undefined);
@@ -126,6 +126,7 @@ Deno.test("e2e proxy: XCLIENT LOGIN and PROTO make the session ESMTPA, authentic
   assert.ok(msg);
   await assertStored(msg, message);
   assert.deepEqual(msg.meta.auth, { mechanism: "XCLIENT", username: "joe" });
+  assert.equal(Object.hasOwn(msg.meta.client, "name"), false, "no NAME, no client.name");
   assert.equal(msg.meta.protocol, "ESMTPA");
   assert.equal(msg.meta.helo, "relay.example.org");
   // Values Postfix would refuse, then LOGIN=[UNAVAILABLE] clears the login.
