@@ -7,8 +7,9 @@
  */
 
 /**
- * RFC 5321 §4.5.3.1.4 sets 512 octets for a command line; SPEC §4 raises it
- * to 4096 (long XCLIENT lines). Counted without CRLF. AUTH lines have their own.
+ * RFC 5321 §4.5.3.1.4 sets 512 octets for a command line "including the
+ * command word and the <CRLF>"; SPEC §4 raises it to 4096 (long XCLIENT
+ * lines), counted the same way: 4094 octets and CRLF. AUTH lines have their own.
  */
 export const MAX_COMMAND_LINE_OCTETS = 4096;
 

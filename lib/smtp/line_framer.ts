@@ -32,10 +32,11 @@ export type Frame =
 /**
  * Splits command lines. A line ends at LF; one CR before it is stripped, so
  * a bare LF also ends a command line (lenient, like Postfix). A line longer
- * than `MAX_COMMAND_LINE_OCTETS` (without its ending) is reported once as
- * `too-long` and then discarded up to its end without being buffered. Lines
- * of an AUTH exchange (the `AUTH` command, or any line while `sasl` is set)
- * may be `MAX_AUTH_LINE_OCTETS` long (RFC 4954 §4).
+ * than `MAX_COMMAND_LINE_OCTETS`, its ending included (RFC 5321 §4.5.3.1.4
+ * counts the CRLF), is reported once as `too-long` and then discarded up to
+ * its end without being buffered. Lines of an AUTH exchange (the `AUTH`
+ * command, or any line while `sasl` is set) may hold `MAX_AUTH_LINE_OCTETS`
+ * before their ending (RFC 4954 §4 asks servers to take at least that many).
  *
  * @example Usage
  * ```ts
@@ -58,8 +59,8 @@ export class LineFramer {
   /**
    * Creates a framer.
    *
-   * @param limit longest accepted line, without its ending
-   * @param authLimit longest accepted line of an AUTH exchange
+   * @param limit longest accepted line, its ending included
+   * @param authLimit longest accepted line of an AUTH exchange, without its ending
    */
   constructor(limit: number = MAX_COMMAND_LINE_OCTETS, authLimit: number = MAX_AUTH_LINE_OCTETS) {
     this.#limit = limit;
@@ -89,7 +90,7 @@ export class LineFramer {
       this.#scanned = 0;
       const at = from + lf;
       const lineEnd = at > start && buf[at - 1] === CR ? at - 1 : at;
-      if (lineEnd - start > this.#limit) {
+      if (at + 1 - start > this.#limit) {
         const auth = this.#isAuth(buf, start);
         if (!auth || lineEnd - start > this.#authLimit) {
           return { type: "too-long", consumed: at + 1 - start, auth };
@@ -97,8 +98,9 @@ export class LineFramer {
       }
       return { type: "line", lineStart: start, lineEnd, consumed: at + 1 - start };
     }
-    // Without LF, `limit` content octets plus a CR may still become a valid line.
-    if (end - start > this.#limit + 1) {
+    // Without LF, `limit` octets can no longer become a valid line (the LF
+    // would make it longer); an AUTH line may still end after `authLimit` and a CR.
+    if (end - start >= this.#limit) {
       const auth = this.#isAuth(buf, start);
       if (!auth || end - start > this.#authLimit + 1) {
         this.#scanned = 0;

@@ -290,6 +290,9 @@ Deno.test("e2e: an overlong command line gets 500 5.5.2 and the session goes on"
   assert.match((await c.command("NOOP " + "x".repeat(100_000))).raw, /^500 5\.5\.2/);
   // The overlong line was discarded whole: no half of it runs as a command.
   assert.match((await c.command("NOOP")).raw, /^250 2\.0\.0/);
+  // 4096 octets with the CRLF, as RFC 5321 §4.5.3.1.4 counts a command line; one more is over.
+  assert.match((await c.command(`NOOP ${"x".repeat(4096 - 7)}`)).raw, /^250 2\.0\.0/);
+  assert.match((await c.command(`NOOP ${"x".repeat(4096 - 6)}`)).raw, /^500 5\.5\.2/);
   const reply = await transaction(c, "a@example.com", ["b@example.com"], stuff("ok\r\n"));
   queuedId(reply);
 });

@@ -42,12 +42,25 @@ Deno.test("LineFramer keeps a bare CR inside a line", () => {
   deepStrictEqual(frames(bytes("A\rB\r\n")), ["A\rB"]);
 });
 
-Deno.test("LineFramer accepts a line of exactly the limit, with CRLF split", () => {
-  const line = "x".repeat(MAX_COMMAND_LINE_OCTETS);
-  deepStrictEqual(frames(bytes(`${line}\r\nNOOP\r\n`), [MAX_COMMAND_LINE_OCTETS + 1, 1]), [
-    line,
-    "NOOP",
-  ]);
+Deno.test("LineFramer accepts a line of exactly the limit, its CRLF included and split", () => {
+  const line = "x".repeat(MAX_COMMAND_LINE_OCTETS - 2);
+  for (const sizes of [[], [MAX_COMMAND_LINE_OCTETS - 1, 1], [MAX_COMMAND_LINE_OCTETS - 2, 1]]) {
+    deepStrictEqual(frames(bytes(`${line}\r\nNOOP\r\n`), sizes), [line, "NOOP"], `${sizes}`);
+    // A bare LF is one octet of ending.
+    deepStrictEqual(frames(bytes(`${line}x\nNOOP\n`), sizes), [`${line}x`, "NOOP"], `${sizes}`);
+  }
+});
+
+Deno.test("LineFramer counts the CRLF: one octet more is too long (RFC 5321 §4.5.3.1.4)", () => {
+  const line = "x".repeat(MAX_COMMAND_LINE_OCTETS - 1);
+  for (const sizes of [[], [MAX_COMMAND_LINE_OCTETS - 1, 1], [MAX_COMMAND_LINE_OCTETS, 1]]) {
+    deepStrictEqual(
+      frames(bytes(`${line}\r\nNOOP\r\n`), sizes),
+      ["<too long>", "NOOP"],
+      `${sizes}`,
+    );
+    deepStrictEqual(frames(bytes(`${line}x\nNOOP\n`), sizes), ["<too long>", "NOOP"], `${sizes}`);
+  }
 });
 
 Deno.test("LineFramer reports an overlong line once and resynchronises", () => {
