@@ -19,10 +19,13 @@ const GAP = "  ";
 /** C0, DEL and C1 controls: a header must not move the cursor or start an escape sequence. */
 const CONTROL_REGEXP = /[\p{Cc}]/gu;
 
-/** Fits `text` into `width` code points, cutting with `…`, padding with spaces. */
-export function fit(text: string, width: number): string {
+/**
+ * Fits `text` into `width` code points, padding with spaces; a longer text
+ * is cut with `…` when `cut`, else kept whole.
+ */
+export function fit(text: string, width: number, cut = true): string {
   const chars = [...text.replace(CONTROL_REGEXP, " ")];
-  if (chars.length > width) return chars.slice(0, width - 1).join("") + "…";
+  if (chars.length > width) return cut ? chars.slice(0, width - 1).join("") + "…" : chars.join("");
   return chars.join("") + " ".repeat(width - chars.length);
 }
 
@@ -43,26 +46,30 @@ export function formatListHeader(): string {
  * recipients comma-joined, received time in UTC to the second.
  *
  * @param meta The message metadata.
+ * @param cut Cut long values to their column (a terminal); a pipe gets them
+ *   whole, so `smtpd list | grep` finds every recipient and the whole subject.
  * @returns The row.
  */
 export function formatListRow(
   meta: Pick<Meta, "id" | "receivedAt" | "mailFrom" | "rcptTo" | "size" | "headers">,
+  cut = true,
 ): string {
   const received = meta.receivedAt.replace(/\.\d+Z$/, "Z");
   const id = meta.id.length >= WIDTH.id ? meta.id : meta.id.padEnd(WIDTH.id);
   return [
     id,
     fit(received, WIDTH.received),
-    fit(meta.mailFrom === "" ? "<>" : meta.mailFrom, WIDTH.from),
-    fit(meta.rcptTo.join(","), WIDTH.to),
-    fit(meta.headers.subject ?? "", WIDTH.subject),
+    fit(meta.mailFrom === "" ? "<>" : meta.mailFrom, WIDTH.from, cut),
+    fit(meta.rcptTo.join(","), WIDTH.to, cut),
+    fit(meta.headers.subject ?? "", WIDTH.subject, cut),
     String(meta.size).padStart(WIDTH.size),
   ].join(GAP);
 }
 
 /**
  * Lists the spool: one line per message (SPEC §2), so `smtpd list | wc -l`
- * counts them. The header comes only on a terminal, before the first row:
+ * counts them. The header, and values cut to their column, come only on a
+ * terminal; the header before the first row:
  * an empty or missing spool prints nothing. A `.json` that holds no valid
  * metadata is skipped with one warning line on stderr.
  *
@@ -80,9 +87,10 @@ export async function runList(spool: string, json: boolean, io: Io): Promise<num
       io.stdout(JSON.stringify(meta) + "\n");
       continue;
     }
-    if (first && io.stdoutIsTerminal === true) io.stdout(formatListHeader() + "\n");
+    const terminal = io.stdoutIsTerminal === true;
+    if (first && terminal) io.stdout(formatListHeader() + "\n");
     first = false;
-    io.stdout(formatListRow(meta) + "\n");
+    io.stdout(formatListRow(meta, terminal) + "\n");
   }
   return EXIT_OK;
 }

@@ -56,6 +56,24 @@ Deno.test("formatListRow cuts long columns with an ellipsis and keeps one line",
   assert.equal(row.length, formatListHeader().length);
 });
 
+Deno.test("formatListRow for a pipe keeps every value whole, still one line", () => {
+  const subject = "Quarterly report for the finance department, second half";
+  const row = formatListRow({
+    ...META,
+    mailFrom: "a-very-long-sender-address@subdomain.example.com",
+    rcptTo: ["first.recipient@example.com", "second@example.org"],
+    headers: { subject: `${subject}\r\n` },
+  }, false);
+  assert.ok(!/\p{Cc}/u.test(row));
+  assert.ok(!row.includes("…"));
+  assert.ok(row.includes("  a-very-long-sender-address@subdomain.example.com  "), row);
+  assert.ok(row.includes("  first.recipient@example.com,second@example.org  "), row);
+  assert.ok(row.includes(`  ${subject}  `), row);
+  assert.ok(row.endsWith(" 1234"));
+  const short = { ...META, rcptTo: ["bob@example.com"] };
+  assert.equal(formatListRow(short, false), formatListRow(short), "values that fit look the same");
+});
+
 Deno.test("fit counts code points, not UTF-16 units", () => {
   assert.equal(fit("😀😀😀", 3), "😀😀😀");
   assert.equal(fit("😀😀😀😀", 3), "😀😀…");
