@@ -1,8 +1,8 @@
 /**
  * Turns `ServeOptions` into validated, parsed configuration before anything
  * is bound: a bad rule, pattern, CIDR or address is an `OptionError` naming
- * the flag (CLI exit 2); a missing file or a bad certificate is a
- * `StartupError` (exit 1).
+ * the flag (CLI exit 2); a missing or malformed file (certificate, auth file)
+ * is a `StartupError` (exit 1).
  *
  * @module
  */
@@ -147,7 +147,8 @@ export async function setup(options: ServeOptions): Promise<Setup> {
     try {
       credentials = await loadAuthFile(options.authFile);
     } catch (e: unknown) {
-      if (e instanceof SyntaxError) throw new OptionError("--auth-file", e.message);
+      // A file whose contents are wrong, like a bad certificate: a run-time failure (SPEC §2).
+      if (e instanceof SyntaxError) throw new StartupError(`bad auth file ${e.message}`);
       if (e instanceof Deno.errors.NotFound) {
         throw new StartupError(`cannot read auth file ${options.authFile}: not found`);
       }

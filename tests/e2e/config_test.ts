@@ -333,3 +333,23 @@ Deno.test("e2e: --tls-self-signed with --tls-cert/--tls-key exits 2 with one lin
   assert.equal(r.code, 2, r.stderr);
   assertOneLine(r.stderr, /^smtpd: --tls-self-signed: .*--tls-cert\/--tls-key/);
 });
+
+Deno.test("e2e: an auth file with a bad line exits 1 (like a bad certificate), naming file:line", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "smtpd-e2e-" });
+  try {
+    const users = `${dir}/users.txt`;
+    await Deno.writeTextFile(users, "bob:pw\nbadline\n");
+    const r = await runCli([
+      "--listen",
+      "127.0.0.1:0",
+      "--spool",
+      `${dir}/spool`,
+      "--auth-file",
+      users,
+    ]);
+    assert.equal(r.code, 1, r.stderr);
+    assertOneLine(r.stderr, new RegExp(`bad auth file ${users}:2: expected user:password`));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
