@@ -35,7 +35,7 @@ export type Invocation =
   | {
     command: "serve";
     options: ServeOptions;
-    /** `--flag` → `SMTPD_FLAG` for each value taken from a variable, to name it in errors. */
+    /** `--flag` → `SMTPD_FLAG (--flag)` for each value taken from a variable, to name both in errors. */
     envNames: Readonly<Record<string, string>>;
   }
   | { command: "list"; spool: string; json: boolean }
@@ -338,19 +338,21 @@ function serveOptions(
     const name = envName(flag);
     const text = env[name];
     if (text === undefined) continue;
+    // Errors name the variable, where the value came from, and the flag (SPEC §2).
+    const label = `${name} (--${flag})`;
     if (spec.kind === "boolean") {
-      if (envBoolean(name, text)) {
+      if (envBoolean(label, text)) {
         options[key] = true;
-        envNames[`--${flag}`] = name;
+        envNames[`--${flag}`] = label;
       }
       continue;
     }
     // An empty variable (`SMTPD_LOG_FILE=` in a compose file) means "not set".
     if (text.trim() === "") continue;
-    envNames[`--${flag}`] = name;
+    envNames[`--${flag}`] = label;
     options[key] = spec.split
-      ? envValues(spec, text).map((v) => checked(name, () => convert(spec.kind, v)))
-      : checked(name, () => convert(spec.kind, text));
+      ? envValues(spec, text).map((v) => checked(label, () => convert(spec.kind, v)))
+      : checked(label, () => convert(spec.kind, text));
   }
   const serve = options as ServeOptions;
   const named = (flag: string) => envNames[flag] ?? flag;

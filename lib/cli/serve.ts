@@ -24,7 +24,7 @@ export async function runServe(
     handle = await serve({ ...options, handleSignals: true });
   } catch (e: unknown) {
     // The server names the flag; a value set by a variable is named by it,
-    // as the command-line parser does (`SMTPD_FAULT: Cannot parse …`).
+    // as the command-line parser does (`SMTPD_FAULT (--fault): …`).
     const name = e instanceof OptionError ? envNames[e.flag] : undefined;
     throw name === undefined ? e : new OptionError(name, (e as OptionError).message);
   }

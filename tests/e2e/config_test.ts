@@ -51,7 +51,7 @@ Deno.test("e2e: a bad flag value exits 2 with one line naming the flag", async (
   assertOneLine(r.stderr, /--max-size.*10XB/);
   const env = await runCli(["--listen", "127.0.0.1:0"], { SMTPD_TIMEOUT: "soon" });
   assert.equal(env.code, 2, env.stderr);
-  assertOneLine(env.stderr, /timeout/i);
+  assertOneLine(env.stderr, /^smtpd: SMTPD_TIMEOUT \(--timeout\): .*soon/);
 });
 
 Deno.test("e2e: a port in use exits 1 with one line (and an error event in --log-file)", async () => {

@@ -181,7 +181,7 @@ Deno.test("parseCommandLine reads boolean variables as 1/true/yes and 0/false/no
   }
   assert.equal(
     usage([], { SMTPD_NO_FSYNC: "maybe" }),
-    'SMTPD_NO_FSYNC: Cannot parse "maybe": expected 1, true, yes, 0, false or no',
+    'SMTPD_NO_FSYNC (--no-fsync): Cannot parse "maybe": expected 1, true, yes, 0, false or no',
   );
   assert.equal(serve(["--no-fsync"], { SMTPD_NO_FSYNC: "0" }).noFsync, true);
 });
@@ -303,22 +303,22 @@ Deno.test("parseCommandLine: a flag given twice takes its last value; flags beat
   assert.equal((wait as { timeoutMs: number }).timeoutMs, 0);
 });
 
-Deno.test("parseCommandLine names the variable in a bad variable's error", () => {
+Deno.test("parseCommandLine names the variable and its flag in a bad variable's error", () => {
   assert.equal(
     usage([], { SMTPD_MAX_SIZE: "10XB" }),
-    'SMTPD_MAX_SIZE: Cannot parse "10XB": expected bytes, KB, MB, GB, KiB, MiB or GiB',
+    'SMTPD_MAX_SIZE (--max-size): Cannot parse "10XB": expected bytes, KB, MB, GB, KiB, MiB or GiB',
   );
   assert.match(
     usage([], { SMTPD_LISTEN: "127.0.0.1:1,nope" }),
-    /^SMTPD_LISTEN: Cannot parse "nope"/,
+    /^SMTPD_LISTEN \(--listen\): Cannot parse "nope"/,
   );
   assert.equal(
     usage([], { SMTPD_TLS_CERT: "c.pem" }),
-    "SMTPD_TLS_CERT: needs --tls-key as well",
+    "SMTPD_TLS_CERT (--tls-cert): needs --tls-key as well",
   );
   assert.equal(
     usage(["--tls-cert", "c.pem", "--tls-key", "k.pem"], { SMTPD_TLS_SELF_SIGNED: "1" }),
-    "SMTPD_TLS_SELF_SIGNED: cannot be combined with --tls-cert/--tls-key",
+    "SMTPD_TLS_SELF_SIGNED (--tls-self-signed): cannot be combined with --tls-cert/--tls-key",
   );
   assert.equal(
     usage(["--tls-cert", "c.pem"], { SMTPD_TLS_CERT: "d.pem" }),

@@ -126,10 +126,22 @@ Deno.test("run names the variable when serve() rejects a value set by one", asyn
   const dir = await Deno.makeTempDir();
   try {
     const cases: [Record<string, string>, RegExp][] = [
-      [{ SMTPD_FAULT: "nonsense" }, /^smtpd: SMTPD_FAULT: Cannot parse fault rule .+\n$/],
-      [{ SMTPD_TRUST_PROXY: "abc" }, /^smtpd: SMTPD_TRUST_PROXY: Cannot parse CIDR "abc".*\n$/],
-      [{ SMTPD_TLS_CERT: "/x" }, /^smtpd: SMTPD_TLS_CERT: needs --tls-key as well\n$/],
-      [{ SMTPD_REQUIRE_TLS: "1" }, /^smtpd: SMTPD_REQUIRE_TLS: needs --tls-cert .+\n$/],
+      [
+        { SMTPD_FAULT: "nonsense" },
+        /^smtpd: SMTPD_FAULT \(--fault\): Cannot parse fault rule .+\n$/,
+      ],
+      [
+        { SMTPD_TRUST_PROXY: "abc" },
+        /^smtpd: SMTPD_TRUST_PROXY \(--trust-proxy\): Cannot parse CIDR "abc".*\n$/,
+      ],
+      [
+        { SMTPD_TLS_CERT: "/x" },
+        /^smtpd: SMTPD_TLS_CERT \(--tls-cert\): needs --tls-key as well\n$/,
+      ],
+      [
+        { SMTPD_REQUIRE_TLS: "1" },
+        /^smtpd: SMTPD_REQUIRE_TLS \(--require-tls\): needs --tls-cert .+\n$/,
+      ],
     ];
     for (const [env, expected] of cases) {
       const io = capture();
