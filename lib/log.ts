@@ -54,10 +54,28 @@ export function stderrSink(line: string): void {
   }
 }
 
-/** A sink appending to `path`, opened once. */
+/**
+ * A sink appending to `path`, opened once. A line the file does not take
+ * (disk full, file system gone) goes to stderr, after one line there saying
+ * why; the next line tries the file again. A log line never fails a session
+ * or stops the server: it used to throw out of whatever was logging.
+ */
 export function fileSink(path: string): LogSink {
   const file = Deno.openSync(path, { append: true, create: true });
-  return (line) => writeAllSync(file, encodeShared(line + "\n"));
+  let failing = false;
+  return (line) => {
+    try {
+      writeAllSync(file, encodeShared(line + "\n"));
+      failing = false;
+    } catch (e: unknown) {
+      if (!failing) {
+        const reason = e instanceof Error ? e.message : String(e);
+        stderrSink(`smtpd: cannot write log file ${path}: ${reason}; logging to stderr meanwhile`);
+      }
+      failing = true;
+      stderrSink(line);
+    }
+  };
 }
 
 /** Renders a field value for text lines: bare when safe, JSON-quoted otherwise. */

@@ -353,3 +353,20 @@ Deno.test("e2e: an auth file with a bad line exits 1 (like a bad certificate), n
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test({
+  name: "e2e: a log file that stops taking lines (disk full) costs no message: lines go to stderr",
+  ignore: Deno.build.os !== "linux", // /dev/full
+  fn: async () => {
+    await using s = await ehloed(["--log-file", "/dev/full"]);
+    const c = s.client;
+    for (let i = 0; i < 3; i++) {
+      queuedId(await transaction(c, "a@example.com", ["b@example.com"], stuff(`n${i}\r\n`)));
+    }
+    assert.match((await c.command("NOOP")).raw, /^250 /);
+    await s.server.waitForStderr(/(?:message stored[\s\S]*){3}/);
+    const said = s.server.stderr().match(/cannot write log file \/dev\/full: [^\n]*/g) ?? [];
+    assert.equal(said.length, 1, s.server.stderr());
+    assert.doesNotMatch(s.server.stderr(), /^\s+at /m);
+  },
+});

@@ -73,3 +73,13 @@ Deno.test("clipForLog keeps short text and cuts long text, saying how long it wa
   );
   assert.ok(encodeShared(lines[0]!).length < 4096, lines[0]);
 });
+
+Deno.test({
+  name: "fileSink never throws: a line the file refuses goes elsewhere",
+  ignore: Deno.build.os !== "linux", // /dev/full
+  fn: () => {
+    const sink = fileSink("/dev/full");
+    sink("first");
+    sink("second");
+  },
+});
