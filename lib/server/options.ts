@@ -66,7 +66,11 @@ export interface ServeOptions {
   faults?: string[];
   /** `--trust-proxy` CIDRs. */
   trustProxy?: string[];
-  /** Install SIGINT/SIGTERM handlers (the CLI sets this; library users usually don't). */
+  /**
+   * Own the process: install SIGINT/SIGTERM handlers, and log an uncaught
+   * error as `internal error` instead of dying of it (the CLI sets this;
+   * library users usually don't).
+   */
   handleSignals?: boolean;
   /**
    * Serving threads, 1 or 2; unset: 2 with `noFsync` on a machine of two

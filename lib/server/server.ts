@@ -25,6 +25,7 @@ import { HookRunner } from "./hooks.ts";
 import { DEFAULTS, type ServeOptions } from "./options.ts";
 import { greetingRefusal, replyFrom, SessionHandler, toDecision } from "./session_handler.ts";
 import { type Setup, setup, StartupError } from "./setup.ts";
+import { guardUncaught } from "./uncaught.ts";
 import {
   ConnectionCounters,
   helperObstacle,
@@ -188,7 +189,7 @@ export class Server {
       conn,
       client: client.address,
       port: client.port,
-      listener: `${listener.address}:${listener.port}`,
+      listener: hostPort(listener.address, listener.port),
       tls: listener.tls,
       // Which thread serves it, when there are two.
       ...(this.#thread.role === "helper" ? { thread: 2 } : this.#helper ? { thread: 1 } : {}),
@@ -511,6 +512,8 @@ export async function serveHelper(
     await spool.close();
     throw e;
   }
+  // The worker's scope is ours whoever called serve().
+  void server.finished.then(guardUncaught(logger));
   return server;
 }
 
@@ -639,7 +642,12 @@ async function start(options: ServeOptions, earlySignals: () => number): Promise
   const addresses = server.listeners.map((l) => ({ address: l.address, port: l.port, tls: l.tls }));
   // Before the helper starts: the listeners already accept, so a signal must drain.
   const signals = options.handleSignals ? installSignals(server, logger) : null;
-  const uninstall = () => signals?.uninstall();
+  // Owning the process (the CLI), the server also owns its uncaught errors.
+  const unguard = options.handleSignals ? guardUncaught(logger) : null;
+  const uninstall = () => {
+    signals?.uninstall();
+    unguard?.();
+  };
   // Counted now: from here on the installed handlers see every new signal too.
   const early = earlySignals();
   void server.finished.then(uninstall);

@@ -208,6 +208,10 @@ Deno.test("e2e proxy: IPv6 — ::1/128 trusted on a [::1] listener, 127.0.0.0/8 
     assert.equal(msg.meta.client.address, "2001:db8::7");
     assert.equal(msg.meta.helo, "v6.example");
     assert.equal(msg.meta.server.address, "::1");
+    // Bracketed as in the listening line, so the port stands apart.
+    await trusted.waitForStderr(
+      new RegExp(`connection opened .*listener=\\[::1\\]:${trusted.port} `),
+    );
   }
   await using untrusted = await startServer([
     "--listen",
