@@ -41,14 +41,14 @@ export interface ServeOptions {
   /** Path of a `user:password` file. */
   authFile?: string;
   requireAuth?: boolean;
-  /** Bytes; default 52428800; 0 sets no limit. */
-  maxSize?: number;
+  /** Bytes, or a size as the flag takes it (`"10MB"`, `"1MiB"`); default 52428800; 0 sets no limit. */
+  maxSize?: number | string;
   /** Default 1000. */
   maxRecipients?: number;
   /** Default 200. */
   maxConnections?: number;
-  /** Idle limit in ms; default 300000. */
-  timeout?: number;
+  /** Idle limit in ms, or a duration as the flag takes it (`"30s"`, `"5m"`); default 300000. */
+  timeout?: number | string;
   /** Shell command run after each stored message. */
   onMessageCommand?: string;
   /** Skip fsync (default false). */

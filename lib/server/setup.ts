@@ -8,7 +8,7 @@
  */
 
 import { LOG_FORMATS, LOG_LEVELS } from "../log.ts";
-import { type HostPort, parseHostPort } from "../units.ts";
+import { type HostPort, parseDuration, parseHostPort, parseSize } from "../units.ts";
 import { type Cidr, parseCidr } from "./cidr.ts";
 import { FaultPlan, parseFaultRule } from "./faults.ts";
 import { type Credentials, loadAuthFile } from "./auth_file.ts";
@@ -74,6 +74,20 @@ function oneOf(flag: string, value: string | undefined, allowed: readonly string
   }
 }
 
+/** A number as it is, a string as the flag's parser reads it (`"10MB"`, `"30s"`). */
+function unitValue(
+  flag: string,
+  value: number | string | undefined,
+  parse: (text: string) => number,
+): number | undefined {
+  if (typeof value !== "string") return value;
+  try {
+    return parse(value);
+  } catch (e: unknown) {
+    throw new OptionError(flag, e instanceof Error ? e.message : String(e));
+  }
+}
+
 function positive(flag: string, value: number | undefined, fallback: number): number {
   if (value === undefined) return fallback;
   if (!Number.isSafeInteger(value) || value < 1) {
@@ -93,6 +107,7 @@ function osHostname(): string {
 /** Validates and loads everything `serve()` needs before binding. */
 export async function setup(options: ServeOptions): Promise<Setup> {
   const hostname = options.hostname ?? osHostname();
+  const maxSize = unitValue("--max-size", options.maxSize, parseSize);
   // Printable ASCII, at most 255 octets (RFC 5321 §4.5.3.1.2), not an option-like "-x".
   if (!/^[\x21-\x2c\x2e-\x7e][\x21-\x7e]{0,254}$/.test(hostname)) {
     throw new OptionError("--hostname", `Cannot use "${hostname}": expected a host name`);
@@ -170,11 +185,13 @@ export async function setup(options: ServeOptions): Promise<Setup> {
     tls,
     authMechanisms,
     // 0: no limit, as Postfix's message_size_limit = 0 and RFC 1870's SIZE 0.
-    maxSize: options.maxSize === 0
-      ? Infinity
-      : positive("--max-size", options.maxSize, DEFAULTS.maxSize),
+    maxSize: maxSize === 0 ? Infinity : positive("--max-size", maxSize, DEFAULTS.maxSize),
     maxRecipients: positive("--max-recipients", options.maxRecipients, DEFAULTS.maxRecipients),
     maxConnections: positive("--max-connections", options.maxConnections, DEFAULTS.maxConnections),
-    timeoutMs: positive("--timeout", options.timeout, DEFAULTS.timeoutMs),
+    timeoutMs: positive(
+      "--timeout",
+      unitValue("--timeout", options.timeout, parseDuration),
+      DEFAULTS.timeoutMs,
+    ),
   };
 }

@@ -34,3 +34,23 @@ Deno.test("setup checks what a library caller can get wrong that the CLI never p
   }
   assert.equal((await setup({ maxSize: 0 })).maxSize, Infinity);
 });
+
+Deno.test("setup takes maxSize and timeout as numbers or as the flags' texts", async () => {
+  const given = await setup({ maxSize: "10MB", timeout: "30s" });
+  assert.deepEqual([given.maxSize, given.timeoutMs], [10_000_000, 30_000]);
+  assert.deepEqual([(await setup({ maxSize: "1MiB" })).maxSize, (await setup({})).maxSize], [
+    1_048_576,
+    52_428_800,
+  ]);
+  assert.equal((await setup({ maxSize: "0" })).maxSize, Infinity);
+  for (
+    const [options, flag] of [[{ maxSize: "10XB" }, "--max-size"], [
+      { timeout: "soon" },
+      "--timeout",
+    ], [{ timeout: "0" }, "--timeout"]] as const
+  ) {
+    const error = await setup(options).catch((e) => e);
+    assert.ok(error instanceof OptionError, String(error));
+    assert.equal(error.flag, flag);
+  }
+});
