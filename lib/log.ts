@@ -41,6 +41,8 @@ export interface LoggerOptions {
   level?: LogLevel;
   format?: LogFormat;
   sink?: LogSink;
+  /** Where lines go while `sink` throws (a full disk under `--log-file`); default stderr. */
+  fallback?: LogSink;
   /** Injected clock for tests. */
   now?: () => Date;
 }
@@ -55,25 +57,17 @@ export function stderrSink(line: string): void {
 }
 
 /**
- * A sink appending to `path`, opened once. A line the file does not take
- * (disk full, file system gone) goes to stderr, after one line there saying
- * why; the next line tries the file again. A log line never fails a session
- * or stops the server: it used to throw out of whatever was logging.
+ * A sink appending to `path`, opened once.
+ *
+ * @throws {Error} `cannot write log file <path>: <reason>` for a line the file does not take.
  */
 export function fileSink(path: string): LogSink {
   const file = Deno.openSync(path, { append: true, create: true });
-  let failing = false;
   return (line) => {
     try {
       writeAllSync(file, encodeShared(line + "\n"));
-      failing = false;
     } catch (e: unknown) {
-      if (!failing) {
-        const reason = e instanceof Error ? e.message : String(e);
-        stderrSink(`smtpd: cannot write log file ${path}: ${reason}; logging to stderr meanwhile`);
-      }
-      failing = true;
-      stderrSink(line);
+      throw new Error(`cannot write log file ${path}: ${e instanceof Error ? e.message : e}`);
     }
   };
 }
@@ -91,6 +85,9 @@ export class Logger {
   #level: number;
   #format: LogFormat;
   #sink: LogSink;
+  #fallback: LogSink;
+  /** The sink threw on the last line: the fallback has said why once. */
+  #failing = false;
   #now: (() => Date) | null;
   /** The last timestamp written and its millisecond: busy servers log many lines per ms. */
   #stampMs = -1;
@@ -100,6 +97,7 @@ export class Logger {
     this.#level = LEVEL_ORDER[options.level ?? "info"];
     this.#format = options.format ?? "text";
     this.#sink = options.sink ?? stderrSink;
+    this.#fallback = options.fallback ?? stderrSink;
     this.#now = options.now ?? null;
   }
 
@@ -123,16 +121,36 @@ export class Logger {
 
   log(level: LogLevel, msg: string, fields: LogFields = {}): void {
     if (!this.enabled(level)) return;
-    const time = this.#time();
-    if (this.#format === "json") {
-      this.#sink(JSON.stringify({ time, level, msg, ...fields }));
-      return;
+    this.#write(this.#render(level, msg, fields));
+  }
+
+  /**
+   * A line the sink refuses goes to the fallback, after one line there
+   * saying why; the next line tries the sink again. Logging never fails a
+   * session or stops the server.
+   */
+  #write(line: string): void {
+    try {
+      this.#sink(line);
+      this.#failing = false;
+    } catch (e: unknown) {
+      if (!this.#failing) {
+        const error = e instanceof Error ? e.message : String(e);
+        this.#fallback(this.#render("error", "log lines go here meanwhile", { error }));
+      }
+      this.#failing = true;
+      this.#fallback(line);
     }
+  }
+
+  #render(level: LogLevel, msg: string, fields: LogFields): string {
+    const time = this.#time();
+    if (this.#format === "json") return JSON.stringify({ time, level, msg, ...fields });
     let line = `${time} ${level.toUpperCase().padEnd(5)} ${msg}`;
     for (const [key, value] of Object.entries(fields)) {
       if (value !== undefined) line += ` ${key}=${textValue(value)}`;
     }
-    this.#sink(line);
+    return line;
   }
 
   #time(): string {

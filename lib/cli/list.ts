@@ -68,9 +68,9 @@ export function formatListRow(
 
 /**
  * Lists the spool: one line per message (SPEC §2), so `smtpd list | wc -l`
- * counts them. The header, and values cut to their column, come only on a
- * terminal; the header before the first row:
- * an empty or missing spool prints nothing. A `.json` that holds no valid
+ * counts them. Only on a terminal are values cut to their column and a header
+ * printed before the first row (an empty or missing spool prints nothing
+ * either way). A `.json` that holds no valid
  * metadata is skipped with one warning line on stderr.
  *
  * @param spool The spool directory.
@@ -80,6 +80,7 @@ export function formatListRow(
  */
 export async function runList(spool: string, json: boolean, io: Io): Promise<number> {
   let first = true;
+  const terminal = io.stdoutIsTerminal === true;
   const onUnreadable = (id: string, reason: string) =>
     io.stderr(`smtpd: list: skipped ${id}: unreadable metadata (${reason})\n`);
   for await (const meta of new SpoolReader(spool).list(undefined, { onUnreadable })) {
@@ -87,7 +88,6 @@ export async function runList(spool: string, json: boolean, io: Io): Promise<num
       io.stdout(JSON.stringify(meta) + "\n");
       continue;
     }
-    const terminal = io.stdoutIsTerminal === true;
     if (first && terminal) io.stdout(formatListHeader() + "\n");
     first = false;
     io.stdout(formatListRow(meta, terminal) + "\n");

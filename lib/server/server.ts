@@ -512,8 +512,9 @@ export async function serveHelper(
     await spool.close();
     throw e;
   }
-  // The worker's scope is ours whoever called serve().
-  void server.finished.then(guardUncaught(logger));
+  // The worker's scope is ours whoever called serve(): its uncaught errors too.
+  const unguard = guardUncaught(logger);
+  void server.finished.then(unguard);
   return server;
 }
 

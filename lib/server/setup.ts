@@ -108,6 +108,7 @@ function osHostname(): string {
 export async function setup(options: ServeOptions): Promise<Setup> {
   const hostname = options.hostname ?? osHostname();
   const maxSize = unitValue("--max-size", options.maxSize, parseSize);
+  const timeout = unitValue("--timeout", options.timeout, parseDuration);
   // Printable ASCII, at most 255 octets (RFC 5321 §4.5.3.1.2), not an option-like "-x".
   if (!/^[\x21-\x2c\x2e-\x7e][\x21-\x7e]{0,254}$/.test(hostname)) {
     throw new OptionError("--hostname", `Cannot use "${hostname}": expected a host name`);
@@ -188,10 +189,6 @@ export async function setup(options: ServeOptions): Promise<Setup> {
     maxSize: maxSize === 0 ? Infinity : positive("--max-size", maxSize, DEFAULTS.maxSize),
     maxRecipients: positive("--max-recipients", options.maxRecipients, DEFAULTS.maxRecipients),
     maxConnections: positive("--max-connections", options.maxConnections, DEFAULTS.maxConnections),
-    timeoutMs: positive(
-      "--timeout",
-      unitValue("--timeout", options.timeout, parseDuration),
-      DEFAULTS.timeoutMs,
-    ),
+    timeoutMs: positive("--timeout", timeout, DEFAULTS.timeoutMs),
   };
 }

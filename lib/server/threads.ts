@@ -212,6 +212,8 @@ export class HelperThread {
       };
       this.#worker.onerror = (event: ErrorEvent) => {
         // Handled here: an uncaught error in a worker must not end the process.
+        // Once it serves, the worker logs its own (uncaught.ts); what arrives
+        // here comes from its start or after it stopped.
         event.preventDefault();
         clearTimeout(timer);
         if (!running) {

@@ -13,6 +13,7 @@ import type { SaslExchange } from "./sasl.ts";
 import { MAX_FAILED_COMMANDS } from "./limits.ts";
 import type { MailArgs, RcptArgs } from "./grammar.ts";
 import * as R from "./reply.ts";
+import { lowerAscii } from "./_utf8.ts";
 
 /** Where the session waits for the driver's `resume…` call. */
 export type Pause =
@@ -168,8 +169,8 @@ export class SessionState {
   acceptable(address: string): boolean {
     const patterns = this.config.acceptRcpt;
     if (patterns.length === 0) return true;
-    const lower = address.toLowerCase();
-    if (lower === "postmaster" || lower === `postmaster@${this.config.hostname.toLowerCase()}`) {
+    const lower = lowerAscii(address);
+    if (lower === "postmaster" || lower === `postmaster@${lowerAscii(this.config.hostname)}`) {
       return true;
     }
     return patterns.some((re) => {

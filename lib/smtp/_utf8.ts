@@ -70,3 +70,14 @@ export function upperAscii(text: string): string {
   }
   return text.toUpperCase();
 }
+
+/**
+ * Lower-cases `A`–`Z` only, for the same reason: `K` (U+212A, Kelvin) would
+ * become `k`, so `postmaster@\u212Aexample` would pass for postmaster@kexample.
+ */
+export function lowerAscii(text: string): string {
+  for (let i = 0; i < text.length; i++) {
+    if (text.charCodeAt(i) > 0x7f) return text.replace(/[A-Z]+/g, (m) => m.toLowerCase());
+  }
+  return text.toLowerCase();
+}

@@ -7,7 +7,7 @@
  */
 
 import type { Params, Reply } from "./events.ts";
-import { upperAscii } from "./_utf8.ts";
+import { lowerAscii, upperAscii } from "./_utf8.ts";
 import { MAX_ENVID_OCTETS, MAX_ORCPT_OCTETS, MAX_SIZE_DIGITS } from "./limits.ts";
 import {
   badAttributeReply,
@@ -72,7 +72,7 @@ const NON_ASCII_REGEXP = /[\u{80}-\u{10FFFF}]/u;
 export interface MailArgs {
   /** "" for the null reverse-path `<>`. */
   reversePath: string;
-  /** Names upper case, values as sent. */
+  /** Names upper case; keyword values (BODY, RET, NOTIFY) too, the others as sent. */
   params: Params;
   /** RFC 6531: the SMTPUTF8 parameter was given. */
   smtputf8: boolean;
@@ -84,7 +84,7 @@ export interface MailArgs {
 export interface RcptArgs {
   /** The mailbox, source route removed. */
   forwardPath: string;
-  /** Names upper case, values as sent. */
+  /** Names upper case; keyword values (BODY, RET, NOTIFY) too, the others as sent. */
   params: Params;
 }
 
@@ -280,7 +280,7 @@ export function parseMailArgs(args: string, maxSize: number): MailArgs | Reply {
     reversePath,
     params,
     smtputf8,
-    body: typeof body === "string" ? upperAscii(body) : "",
+    body: typeof body === "string" ? body : "", // upper case already (KEYWORD_VALUES)
   };
 }
 
@@ -303,7 +303,7 @@ export function parseRcptArgs(args: string, smtputf8: boolean): RcptArgs | Reply
 
 /** A recipient: mailbox, source-routed mailbox or `postmaster`; null when malformed. */
 export function parseRecipient(path: string): string | null {
-  if (path.toLowerCase() === "postmaster") return path;
+  if (lowerAscii(path) === "postmaster") return path;
   const mailbox = stripSourceRoute(path);
   return isMailbox(mailbox) ? mailbox : null;
 }

@@ -64,6 +64,7 @@ export class LineFramer {
    */
   constructor(limit: number = MAX_COMMAND_LINE_OCTETS, authLimit: number = MAX_AUTH_LINE_OCTETS) {
     this.#limit = limit;
+    // An AUTH line may always be as long as any other (its own count leaves out the ending).
     this.#authLimit = Math.max(limit, authLimit);
   }
 
@@ -112,7 +113,7 @@ export class LineFramer {
     return { type: "need-data", consumed: 0 };
   }
 
-  /** True for a line of an AUTH exchange; only asked once a line is longer than `limit`. */
+  /** True for a line of an AUTH exchange; only asked once a line reaches `limit`. */
   #isAuth(buf: Uint8Array, start: number): boolean {
     if (this.sasl) return true;
     for (let i = 0; i < AUTH.length; i++) {

@@ -89,9 +89,11 @@ export function buildMeta(input: MetaInput, facts: MetaFacts): Meta {
     rcptParams: input.rcptParams,
     helo: input.helo,
     protocol: input.protocol,
-    client: input.client.name === undefined
-      ? { address: input.client.address, port: input.client.port }
-      : { address: input.client.address, port: input.client.port, name: input.client.name },
+    client: {
+      address: input.client.address,
+      port: input.client.port,
+      ...(input.client.name === undefined ? {} : { name: input.client.name }),
+    },
     server: { address: input.server.address, port: input.server.port },
     tls: input.tls === null ? null : { protocol: input.tls.protocol, cipher: input.tls.cipher },
     auth: input.auth === null

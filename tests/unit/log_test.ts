@@ -75,11 +75,43 @@ Deno.test("clipForLog keeps short text and cuts long text, saying how long it wa
 });
 
 Deno.test({
-  name: "fileSink never throws: a line the file refuses goes elsewhere",
+  name: "fileSink names the file and the reason of a line it cannot write",
   ignore: Deno.build.os !== "linux", // /dev/full
   fn: () => {
-    const sink = fileSink("/dev/full");
-    sink("first");
-    sink("second");
+    assert.throws(
+      () => fileSink("/dev/full")("x"),
+      /^Error: cannot write log file \/dev\/full: .+/,
+    );
   },
+});
+
+Deno.test("Logger: lines the sink refuses go to the fallback, after one line saying why", () => {
+  let refuse = true;
+  const file: string[] = [];
+  const fallback: string[] = [];
+  const logger = new Logger({
+    format: "json",
+    sink: (line) => {
+      if (refuse) throw new Error("cannot write log file /x: disk full");
+      file.push(line);
+    },
+    fallback: (line) => fallback.push(line),
+  });
+  logger.info("one");
+  logger.info("two");
+  refuse = false;
+  logger.info("three");
+  refuse = true;
+  logger.info("four");
+  const msgs = (lines: string[]) =>
+    lines.map((l) => JSON.parse(l)).map((l) => [l.level, l.msg, l.error]);
+  const notice = ["error", "log lines go here meanwhile", "cannot write log file /x: disk full"];
+  assert.deepEqual(msgs(fallback), [
+    notice,
+    ["info", "one", undefined],
+    ["info", "two", undefined],
+    notice,
+    ["info", "four", undefined],
+  ]);
+  assert.deepEqual(msgs(file), [["info", "three", undefined]]);
 });

@@ -158,6 +158,29 @@ Deno.test("run names the variable when serve() rejects a value set by one", asyn
   }
 });
 
+Deno.test("run list in a pipe prints long values whole, on a terminal cut", async () => {
+  await withSpool(async (dir) => {
+    const id = "01KAQ3Z9XAM4N5P6Q7R8S9T0VW";
+    const subject = "Quarterly report for the finance department, second half";
+    const rcptTo = ["first.recipient@example.com", "second@example.org"];
+    await Deno.writeTextFile(`${dir}/${id}.eml`, "three");
+    await Deno.writeTextFile(
+      `${dir}/${id}.json`,
+      JSON.stringify(meta(id, { rcptTo, headers: { subject } })),
+    );
+    const piped = capture();
+    assert.equal(await run(["list", "--spool", dir], {}, piped), 0);
+    const row = piped.out.trimEnd().split("\n")[2]!;
+    assert.ok(row.includes(`  ${rcptTo.join(",")}  ${subject}  `), row);
+    const terminal = { ...capture(), stdoutIsTerminal: true };
+    let out = "";
+    terminal.stdout = (text) => void (out += text);
+    assert.equal(await run(["list", "--spool", dir], {}, terminal), 0);
+    assert.doesNotMatch(out, /second@example\.org/);
+    assert.match(out, /Quarterly report for the finance de… /);
+  });
+});
+
 Deno.test("run list prints nothing for a missing spool", async () => {
   const io = capture();
   assert.equal(await run(["list", "--spool", "/nonexistent/smtpd-spool"], {}, io), 0);

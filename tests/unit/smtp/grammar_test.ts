@@ -65,7 +65,7 @@ Deno.test("splitPath tolerates spaces after the colon and needs brackets", () =>
   strictEqual(splitPath("TO:<a@b", "TO"), null);
 });
 
-Deno.test("parseMailArgs records params upper case, values as sent", () => {
+Deno.test("parseMailArgs records names upper case, keyword values too, others as sent", () => {
   deepStrictEqual(parseMailArgs("FROM:<a@b.test> size=100 body=8bitmime SMTPUTF8", 1000), {
     reversePath: "a@b.test",
     params: { SIZE: "100", BODY: "8BITMIME", SMTPUTF8: true },

@@ -75,6 +75,17 @@ Deno.test("LineFramer reports an overlong line once and resynchronises", () => {
   }
 });
 
+Deno.test("LineFramer knows a line is too long once it holds `limit` octets without LF", () => {
+  const nine = bytes("z".repeat(9));
+  deepStrictEqual(new LineFramer(10).frame(nine, 0, 9), { type: "need-data", consumed: 0 });
+  const ten = bytes("z".repeat(10));
+  deepStrictEqual(new LineFramer(10).frame(ten, 0, 10), {
+    type: "too-long",
+    consumed: 10,
+    auth: false,
+  });
+});
+
 Deno.test("LineFramer holds at most the limit of an unfinished overlong line", () => {
   const framer = new LineFramer(10);
   const junk = bytes("z".repeat(50));

@@ -228,6 +228,15 @@ Deno.test("Session --accept-rcpt never refuses postmaster (RFC 5321 §4.5.1)", (
     out.events.filter((e) => e.type === "rcpt").map((e) => e.type === "rcpt" && e.forwardPath),
     ["postmaster", "PostMaster@MX.test"],
   );
+  // K (U+212A) lower-cases to k in Unicode, never in a host name.
+  const kx = testConfig({ acceptRcpt: [/^ok@/], hostname: "kx.test" });
+  tr(HI + "MAIL FROM:<a@b> SMTPUTF8\r\nRCPT TO:<postmaster@\u212Ax.test>\r\n", {
+    replies: [
+      ehlo(kx),
+      "250 2.1.0 Ok",
+      "550 5.1.1 <postmaster@?x.test>: Recipient address rejected", // replies are ASCII
+    ],
+  }, { config: kx });
 });
 
 Deno.test("Session HELP lists STARTTLS, AUTH, XCLIENT, XFORWARD only where EHLO offers them", () => {

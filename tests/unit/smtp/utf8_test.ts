@@ -1,6 +1,6 @@
 import { strictEqual } from "node:assert/strict";
 import fc from "fast-check";
-import { decodeLine, upperAscii } from "../../../lib/smtp/_utf8.ts";
+import { decodeLine, lowerAscii, upperAscii } from "../../../lib/smtp/_utf8.ts";
 
 const esc = (b: number) => String.fromCharCode(0xdc00 + b);
 
@@ -41,6 +41,19 @@ Deno.test("upperAscii maps a-z and leaves every other character as it is", () =>
     for (let i = 0; i < text.length; i++) {
       const c = text.charCodeAt(i);
       strictEqual(upper.charCodeAt(i), c >= 0x61 && c <= 0x7a ? c - 0x20 : c);
+    }
+  }));
+});
+
+Deno.test("lowerAscii maps A-Z and leaves every other character as it is", () => {
+  strictEqual(lowerAscii("POSTMASTER@MX"), "postmaster@mx");
+  strictEqual(lowerAscii("\u212AX \u0130 \u00c9"), "\u212Ax \u0130 \u00c9");
+  fc.assert(fc.property(fc.string({ unit: "grapheme" }), (text) => {
+    const lower = lowerAscii(text);
+    strictEqual(lower.length, text.length);
+    for (let i = 0; i < text.length; i++) {
+      const c = text.charCodeAt(i);
+      strictEqual(lower.charCodeAt(i), c >= 0x41 && c <= 0x5a ? c + 0x20 : c);
     }
   }));
 });

@@ -71,6 +71,17 @@ Deno.test("buildMeta leaves out xforward when it was not used", () => {
   assert.ok(!("xforward" in meta));
 });
 
+Deno.test("buildMeta keeps client.name (XCLIENT NAME) only when given", () => {
+  const facts = { id: "x", receivedAt: "t", size: 0, sha256: "", headers: {} };
+  const named = { ...INPUT, client: { ...INPUT.client, name: "mail.example.org" } };
+  assert.deepEqual(buildMeta(named, facts).client, {
+    address: "127.0.0.1",
+    port: 50412,
+    name: "mail.example.org",
+  });
+  assert.deepEqual(Object.keys(buildMeta(INPUT, facts).client), ["address", "port"]);
+});
+
 Deno.test("parseMeta rejects what is not a meta", () => {
   for (const text of ["", "{", "null", "[]", '{"id":"x"}', '"str"']) {
     assert.equal(parseMeta(text), null, text);
