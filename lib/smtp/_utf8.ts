@@ -65,10 +65,7 @@ function decodeEscaped(bytes: Uint8Array): string {
  * STARTTLS while a filter in front of the server saw an unknown command.
  */
 export function upperAscii(text: string): string {
-  for (let i = 0; i < text.length; i++) {
-    if (text.charCodeAt(i) > 0x7f) return text.replace(/[a-z]+/g, (m) => m.toUpperCase());
-  }
-  return text.toUpperCase();
+  return isAscii(text) ? text.toUpperCase() : text.replace(/[a-z]+/g, (m) => m.toUpperCase());
 }
 
 /**
@@ -76,8 +73,13 @@ export function upperAscii(text: string): string {
  * become `k`, so `postmaster@\u212Aexample` would pass for postmaster@kexample.
  */
 export function lowerAscii(text: string): string {
+  return isAscii(text) ? text.toLowerCase() : text.replace(/[A-Z]+/g, (m) => m.toLowerCase());
+}
+
+/** The common case, where the built-in mapping is the ASCII one (and quicker). */
+function isAscii(text: string): boolean {
   for (let i = 0; i < text.length; i++) {
-    if (text.charCodeAt(i) > 0x7f) return text.replace(/[A-Z]+/g, (m) => m.toLowerCase());
+    if (text.charCodeAt(i) > 0x7f) return false;
   }
-  return text.toLowerCase();
+  return true;
 }
