@@ -96,6 +96,7 @@ export function upgradeServerSocket(
       // The TLS socket owns the connection now and reports its errors; one
       // the plain socket still emits must not become an uncaught exception.
       socket.on("error", ignore);
+      pauseBeneath(secure, socket);
       resolve(secure);
     }
     function onError(error: Error): void {
@@ -113,6 +114,29 @@ export function upgradeServerSocket(
     secure.on("end", onClose);
     socket.on("error", onError);
   });
+}
+
+/**
+ * Makes `pause()`/`resume()` of a TLS socket reach the TCP socket beneath:
+ * Deno 2.9.6's node:tls goes on emitting `data` while paused, so a client
+ * pipelining past a slow commit could fill memory without bound. Pausing the
+ * TCP socket starves TLS of ciphertext, which node:net does honour.
+ */
+function pauseBeneath(secure: tls.TLSSocket, socket: net.Socket): void {
+  const pause = secure.pause.bind(secure);
+  const resume = secure.resume.bind(secure);
+  // deno-lint-ignore no-explicit-any
+  const handle = (socket as any)._handle as { readStop?(): void; readStart?(): void } | undefined;
+  secure.pause = () => {
+    socket.pause();
+    handle?.readStop?.();
+    return pause();
+  };
+  secure.resume = () => {
+    handle?.readStart?.();
+    socket.resume();
+    return resume();
+  };
 }
 
 /**
