@@ -90,6 +90,11 @@ export interface ConnectionOptions {
 
 /** Above this many unparsed bytes the socket is paused until the session catches up. */
 const READ_HIGH_WATER = 256 * 1024;
+/**
+ * Replies queued past this are written before more input is parsed: 256 KiB
+ * of pipelined `HELP` lines would otherwise become MBs of replies at once.
+ */
+const REPLY_HIGH_WATER = 64 * 1024;
 /** How long a closing socket may linger before it is destroyed. */
 const CLOSE_GRACE_MS = 2000;
 /** How long {@linkcode Connection.expire}'s last 421 gets before the socket is destroyed. */
@@ -100,6 +105,7 @@ export class Connection {
   #session: Session;
   #options: ConnectionOptions;
   #out: Uint8Array[] = [];
+  #outBytes = 0;
   #busy = false;
   #backlog = 0;
   #paused = false;
@@ -279,6 +285,7 @@ export class Connection {
           throw new Error("Session paused without a pending decision");
         case "reply":
           this.#out.push(ev.bytes);
+          this.#outBytes += ev.bytes.length;
           handler.replied(ev.reply);
           if (this.#options.config.transcript) {
             for (const line of new TextDecoder().decode(ev.bytes).split("\r\n")) {
@@ -290,6 +297,7 @@ export class Connection {
             this.#flushThenEnd();
             return "closed";
           }
+          if (this.#outBytes >= REPLY_HIGH_WATER) pending = this.#flush() ?? null;
           break;
         case "close":
           this.#flushThenEnd();
@@ -373,6 +381,7 @@ export class Connection {
     plain.pause();
     const queued = this.#out;
     this.#out = [];
+    this.#outBytes = 0;
     // The 220 must be out before the handshake starts reading the socket.
     await new Promise<void>((done) => plain.write(concatBytes(queued), () => done()));
     if (!context) throw new Error("STARTTLS offered without a TLS context");
@@ -406,6 +415,7 @@ export class Connection {
     if (this.#out.length === 0 || this.#closed) return undefined;
     const chunks = this.#out;
     this.#out = [];
+    this.#outBytes = 0;
     const socket = this.#socket;
     const drained = socket.write(concatBytes(chunks));
     const after = this.#afterFlush;
@@ -413,6 +423,12 @@ export class Connection {
     for (const outcome of after) outcome.after?.();
     if (drained || this.#closed) return undefined;
     this.#awaitingDrain = true;
+    // A client that does not read its replies gets no more of its commands
+    // read either (#run resumes reading once all received is answered).
+    if (!this.#paused) {
+      this.#paused = true;
+      socket.pause();
+    }
     return new Promise<void>((resolve) => {
       const done = () => {
         this.#awaitingDrain = false;

@@ -17,6 +17,7 @@
  */
 
 import type net from "node:net";
+import { Duplex } from "node:stream";
 import tls from "node:tls";
 
 /** Protocol and cipher of a TLS session, as recorded in the spool metadata (`tls`). */
@@ -64,7 +65,12 @@ export function upgradeServerSocket(
     // Stop a flowing socket so that nothing more is emitted as plain `data`;
     // what it still buffers becomes handshake input (see the module notes).
     socket.pause();
-    const secure = new tls.TLSSocket(socket, { isServer: true, secureContext });
+    const cipher = new CipherStream(socket);
+    const secure = new tls.TLSSocket(cipher as unknown as net.Socket, {
+      isServer: true,
+      secureContext,
+    });
+    cipher.attach(secure);
     let settled = false;
     const timer = setTimeout(
       () => fail(`TLS handshake timed out after ${timeoutMs} ms`),
@@ -96,7 +102,6 @@ export function upgradeServerSocket(
       // The TLS socket owns the connection now and reports its errors; one
       // the plain socket still emits must not become an uncaught exception.
       socket.on("error", ignore);
-      pauseBeneath(secure, socket);
       resolve(secure);
     }
     function onError(error: Error): void {
@@ -116,27 +121,90 @@ export function upgradeServerSocket(
   });
 }
 
+/** Plaintext queued for a client past this stops reading its ciphertext. */
+const WRITE_HIGH_WATER = 256 * 1024;
+
 /**
- * Makes `pause()`/`resume()` of a TLS socket reach the TCP socket beneath:
- * Deno 2.9.6's node:tls goes on emitting `data` while paused, so a client
- * pipelining past a slow commit could fill memory without bound. Pausing the
- * TCP socket starves TLS of ciphertext, which node:net does honour.
+ * The TCP socket as the stream TLS reads ciphertext from and writes it to.
+ * On a TCP socket given directly, Deno 2.9.6's node:tls neither honours
+ * `pause()` nor reports a client that stops reading: it completes every
+ * write at once and keeps reading ciphertext it no longer decrypts, without
+ * bound (a client pipelining commands and never reading its replies took the
+ * server past 1 GB in seconds). Through a stream, TLS writes complete only
+ * when the TCP socket took the bytes, so `write()` returns false and `drain`
+ * comes as on plain TCP; and reading the TCP socket stops while the TLS
+ * socket is paused or its unsent plaintext passes `WRITE_HIGH_WATER`.
  */
-function pauseBeneath(secure: tls.TLSSocket, socket: net.Socket): void {
-  const pause = secure.pause.bind(secure);
-  const resume = secure.resume.bind(secure);
-  // deno-lint-ignore no-explicit-any
-  const handle = (socket as any)._handle as { readStop?(): void; readStart?(): void } | undefined;
-  secure.pause = () => {
-    socket.pause();
-    handle?.readStop?.();
-    return pause();
-  };
-  secure.resume = () => {
-    handle?.readStart?.();
-    socket.resume();
-    return resume();
-  };
+class CipherStream extends Duplex {
+  #socket: net.Socket;
+  #secure: tls.TLSSocket | null = null;
+  #wanted = true;
+  #paused = false;
+  #tlsHandle: { drainEncOut?(): ArrayBuffer | null | undefined } | null = null;
+
+  constructor(socket: net.Socket) {
+    super({ allowHalfOpen: true });
+    this.#socket = socket;
+    socket.on("data", (chunk: Uint8Array) => {
+      if (!this.push(chunk)) this.#wanted = false;
+      this.#gate();
+    });
+    socket.on("end", () => this.push(null));
+    socket.on("close", () => this.destroy());
+    if (socket.readableEnded) this.push(null);
+  }
+
+  /** Ties reading to `secure`'s `pause()`/`resume()` and to its unsent plaintext. */
+  attach(secure: tls.TLSSocket): void {
+    this.#secure = secure;
+    // deno-lint-ignore no-explicit-any
+    this.#tlsHandle = (secure as any)._handle;
+    secure.on("drain", () => this.#gate());
+    const pause = secure.pause.bind(secure);
+    const resume = secure.resume.bind(secure);
+    secure.pause = () => {
+      this.#paused = true;
+      this.#gate();
+      return pause();
+    };
+    secure.resume = () => {
+      this.#paused = false;
+      this.#gate();
+      return resume();
+    };
+    this.#gate();
+  }
+
+  #gate(): void {
+    const backlog = this.#secure?.writableLength ?? 0;
+    if (this.#wanted && !this.#paused && backlog <= WRITE_HIGH_WATER) this.#socket.resume();
+    else this.#socket.pause();
+  }
+
+  override _read(): void {
+    this.#wanted = true;
+    this.#gate();
+  }
+
+  override _write(chunk: Uint8Array, _encoding: string, done: (error?: Error | null) => void) {
+    this.#socket.write(chunk, done);
+  }
+
+  override _final(done: () => void): void {
+    this.#socket.end();
+    done();
+  }
+
+  override _destroy(error: Error | null, done: (error?: Error | null) => void): void {
+    // TLS tears the stream down in the same call that fails the handshake,
+    // before its fatal alert (RFC 8446 §6.2) is written: send it first.
+    const alert = this.#tlsHandle?.drainEncOut?.();
+    if (alert && alert.byteLength > 0 && !this.#socket.destroyed) {
+      this.#socket.write(new Uint8Array(alert));
+    }
+    this.#socket.destroy();
+    done(error);
+  }
 }
 
 /**

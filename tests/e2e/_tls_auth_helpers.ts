@@ -223,6 +223,31 @@ export class SmtpConn implements AsyncDisposable {
     while (bytes.length > 0) bytes = bytes.subarray(await this.#conn.write(bytes));
   }
 
+  /**
+   * Writes `data` over and over for `ms` without reading anything, as a
+   * client that never reads its replies (`data` must divide into its units). Returns the bytes written before
+   * the deadline, and the write still blocked then (it completes once the
+   * server reads again, or yields 0 when the connection closes).
+   */
+  async pushFor(data: string, ms: number): Promise<{ sent: number; late: Promise<number> }> {
+    const bytes = encoder.encode(data);
+    const deadline = Date.now() + ms;
+    let sent = 0;
+    while (Date.now() < deadline) {
+      // A short write resumes mid-`data`: the stream stays `data` repeated.
+      const write = this.#conn.write(bytes.subarray(sent % bytes.length)).catch(() => 0);
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const late = new Promise<"late">((
+        r,
+      ) => (timer = setTimeout(r, deadline - Date.now(), "late")));
+      const n = await Promise.race([write, late]);
+      clearTimeout(timer);
+      if (n === "late") return { sent, late: write };
+      sent += n;
+    }
+    return { sent, late: Promise.resolve(0) };
+  }
+
   /** Reads more bytes; false on EOF or when the deadline passes (the read then stays pending). */
   async #fill(deadline: number): Promise<boolean> {
     if (this.#eof) return false;

@@ -236,7 +236,15 @@ const LAYERS: Layer[] = [
     allows: (d) =>
       d.startsWith("lib/net/") || d.startsWith("lib/smtp/") || d === "lib/log.ts" ||
       d === "lib/units.ts" || d === "lib/bytes.ts" ||
-      ["node:net", "node:tls", "node:events", "node:crypto", "@peculiar/x509", "reflect-metadata"]
+      [
+        "node:net",
+        "node:tls",
+        "node:stream",
+        "node:events",
+        "node:crypto",
+        "@peculiar/x509",
+        "reflect-metadata",
+      ]
         .includes(d),
   },
   {
