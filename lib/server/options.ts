@@ -67,7 +67,8 @@ export interface ServeOptions {
   /** `--trust-proxy` CIDRs. */
   trustProxy?: string[];
   /**
-   * Own the process: install SIGINT/SIGTERM handlers, and log an uncaught
+   * Own the process: install SIGINT/SIGTERM/SIGHUP handlers, ignore SIGXFSZ
+   * (a file-size limit then fails the write, `452`), and log an uncaught
    * error as `internal error` instead of dying of it (the CLI sets this;
    * library users usually don't).
    */

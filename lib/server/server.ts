@@ -518,10 +518,18 @@ export async function serveHelper(
   return server;
 }
 
-/** Windows delivers only SIGINT and SIGBREAK to Deno (SPEC §7). */
+/**
+ * Windows delivers only SIGINT and SIGBREAK to Deno (SPEC §7). SIGHUP (the
+ * terminal closed) drains like SIGTERM instead of killing transfers mid-way.
+ */
 const STOP_SIGNALS: Deno.Signal[] = Deno.build.os === "windows"
   ? ["SIGINT", "SIGBREAK"]
-  : ["SIGINT", "SIGTERM"];
+  : ["SIGINT", "SIGTERM", "SIGHUP"];
+/**
+ * A file-size limit (`ulimit -f`) kills with SIGXFSZ by default; ignored, the
+ * write fails with EFBIG instead and that message gets `452 4.3.1`.
+ */
+const IGNORED_SIGNALS: Deno.Signal[] = Deno.build.os === "windows" ? [] : ["SIGXFSZ"];
 
 /**
  * Counts the stop signals that arrive while the server starts (parsing,
@@ -560,8 +568,14 @@ function installSignals(server: Server, logger: Logger): SignalHandlers {
       server.abort();
     }
   };
+  const ignore = () => {};
+  for (const s of IGNORED_SIGNALS) Deno.addSignalListener(s, ignore);
+  const unlisten = onStopSignals(onSignal);
   return {
-    uninstall: onStopSignals(onSignal),
+    uninstall: () => {
+      unlisten();
+      for (const s of IGNORED_SIGNALS) Deno.removeSignalListener(s, ignore);
+    },
     replay: (count) => {
       for (let i = 0; i < Math.min(count, 2); i++) onSignal();
     },

@@ -74,9 +74,10 @@ export class SpoolError extends Error {
 }
 
 /**
- * Wraps any error of a spool operation as a {@linkcode SpoolError}: ENOSPC
- * and EDQUOT (a quota is a full disk to this user) are `"full"`, everything
- * else (EACCES, EROFS, ENOENT, EIO, …) `"unwritable"`.
+ * Wraps any error of a spool operation as a {@linkcode SpoolError}: ENOSPC,
+ * EDQUOT (a quota is a full disk to this user) and EFBIG (a file-size limit,
+ * `ulimit -f`) are `"full"`, everything else (EACCES, EROFS, ENOENT, EIO, …)
+ * `"unwritable"`.
  *
  * @param e What was thrown.
  * @param action What was attempted, e.g. `Cannot write to spool "/srv/mail"`.
@@ -86,7 +87,8 @@ export function toSpoolError(e: unknown, action: string): SpoolError {
   if (e instanceof SpoolError) return e;
   const code = (e as { code?: unknown } | null)?.code;
   const message = e instanceof Error ? e.message : String(e);
-  const full = code === "ENOSPC" || code === "EDQUOT" || /no space left/i.test(message);
+  const full = code === "ENOSPC" || code === "EDQUOT" || code === "EFBIG" ||
+    /no space left|file too large/i.test(message);
   const reason = message.split("\n", 1)[0];
   return new SpoolError(full ? "full" : "unwritable", `${action}: ${reason}`, { cause: e });
 }

@@ -57,6 +57,46 @@ Deno.test("e2e: SIGTERM answers an idle session 421 4.3.2 and exits 0", async ()
   assert.doesNotMatch(s.server.stderr(), /^\s+at /m, "no stack trace on a clean shutdown");
 });
 
+Deno.test({
+  name:
+    "e2e: SIGHUP (the terminal closed) drains like SIGTERM: 421 4.3.2 to an idle session, exit 0",
+  ignore: Deno.build.os === "windows",
+  fn: async () => {
+    const s = await ehloed();
+    await using _ = s;
+    s.server.signal("SIGHUP");
+    assert.match((await s.client.readReply()).raw, /^421 4\.3\.2/);
+    await s.client.expectClosed();
+    assert.equal(await s.server.exited(), 0);
+    assert.match(s.server.stderr(), /signal received: draining/);
+  },
+});
+
+const prlimit = Deno.build.os === "linux" ? findOnPath("prlimit") : null;
+Deno.test({
+  name: "e2e: a file-size limit (ulimit -f) gets 452 4.3.1 for the message past it, not SIGXFSZ",
+  ignore: !prlimit,
+  fn: async () => {
+    const s = await ehloed();
+    await using _ = s;
+    const limit = 1024 * 1024;
+    const set = await new Deno.Command(prlimit!, {
+      args: ["--pid", String(s.server.pid), `--fsize=${limit}:${limit}`],
+    }).output();
+    assert.equal(set.code, 0, new TextDecoder().decode(set.stderr));
+    const c = s.client;
+    const big = "Subject: big\r\n\r\n" + ("y".repeat(998) + "\r\n").repeat(2 * 1024);
+    const full = await transaction(c, "a@example.com", ["b@example.com"], stuff(big));
+    assert.match(full.raw, /^452 4\.3\.1 /);
+    // Still serving: a small message fits under the limit.
+    queuedId(
+      await transaction(c, "a@example.com", ["b@example.com"], stuff("Subject: s\r\n\r\nfits\r\n")),
+    );
+    assert.equal(s.server.exit, null);
+    assert.deepEqual((await readSpool(s.server.spool)).map((m) => m.meta.size), [20]);
+  },
+});
+
 Deno.test("e2e: SIGTERM during DATA lets the transfer finish with 250, then exits 0", async () => {
   const s = await ehloed();
   await using _ = s;

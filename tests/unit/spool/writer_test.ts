@@ -341,7 +341,7 @@ for (const fsync of [false, true]) {
   }
 }
 
-Deno.test("toSpoolError maps ENOSPC to full and other errors to unwritable", async () => {
+Deno.test("toSpoolError maps ENOSPC, EDQUOT and EFBIG to full and other errors to unwritable", async () => {
   if (Deno.build.os === "linux") {
     // /dev/full fails every write with ENOSPC: the real error object, not a mock.
     const real = await Deno.writeFile("/dev/full", new Uint8Array(1)).then(() => null, (e) => e);
@@ -349,6 +349,8 @@ Deno.test("toSpoolError maps ENOSPC to full and other errors to unwritable", asy
   }
   assert.equal(toSpoolError(Object.assign(new Error("x"), { code: "ENOSPC" }), "a").kind, "full");
   assert.equal(toSpoolError(Object.assign(new Error("x"), { code: "EDQUOT" }), "a").kind, "full");
+  // Deno's error for a write past `ulimit -f` (SIGXFSZ ignored) has no code.
+  assert.equal(toSpoolError(new Error("File too large (os error 27)"), "a").kind, "full");
   const denied = toSpoolError(new Deno.errors.PermissionDenied("Permission denied\nmore"), "Do");
   assert.equal(denied.kind, "unwritable");
   assert.equal(denied.message, "Do: Permission denied");
