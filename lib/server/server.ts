@@ -75,6 +75,8 @@ export class Server {
   #hooks: HookRunner | null;
   #listeners: BoundListener[] = [];
   #connections = new Set<Connection>();
+  /** Implicit-TLS sockets still in their handshake: no session yet, no 421 to send. */
+  #handshaking = new Set<WireSocket>();
   #thread: Thread;
   #counters: ConnectionCounters;
   #helper: HelperThread | null = null;
@@ -200,11 +202,12 @@ export class Server {
       try {
         // TLS listeners are node:net ones (listener.ts).
         if (!(socket instanceof Socket)) throw new Error("TLS needs a node:net socket");
+        this.#handshaking.add(socket);
         const secure = await upgradeServerSocket(
           socket,
           this.#setup.tls!.secureContext,
           Math.min(HANDSHAKE_TIMEOUT_MS, this.#setup.timeoutMs),
-        );
+        ).finally(() => this.#handshaking.delete(socket));
         stream = secure;
         tls = tlsInfo(secure);
       } catch (e: unknown) {
@@ -345,6 +348,7 @@ export class Server {
     // A client still in its handshake or onConnect gets 421 when it gets through (#accept).
     this.#stopping ??= Promise.resolve();
     for (const c of this.#connections) c.destroy("start-up failed");
+    for (const s of this.#handshaking) s.destroy();
     await Promise.all(this.#listeners.map((l) => l.close()));
     await this.#spool.close();
     this.#helper?.stop();
@@ -354,6 +358,7 @@ export class Server {
   abort(): void {
     this.#helper?.abort();
     for (const c of this.#connections) c.destroy("shutdown");
+    for (const s of this.#handshaking) s.destroy();
     this.#hooks?.cancel();
     void this.close();
   }
@@ -367,9 +372,11 @@ export class Server {
     const listenersClosed = Promise.all(this.#listeners.map((l) => l.close()));
     for (const c of this.#connections) c.shutdown();
     const deadline = Date.now() + DRAIN_DEADLINE_MS;
-    while (this.#connections.size > 0 && Date.now() < deadline) {
+    // A handshake that completes in time gets its session and, at once, 421.
+    while ((this.#connections.size > 0 || this.#handshaking.size > 0) && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 25));
     }
+    for (const s of this.#handshaking) s.destroy();
     // Sessions still busy are told 421 4.3.2; each socket is destroyed at the
     // latest EXPIRE_GRACE_MS later (the race only guards against a socket
     // that never says it closed).

@@ -625,3 +625,19 @@ Deno.test("e2e tls: the published cert.pem is the certificate the server present
   await using other = await startTlsServer();
   await assert.rejects(SmtpConn.connectTls(t.tlsPort, [other.certPem]));
 });
+
+Deno.test("e2e tls: SIGTERM waits at most the 10 s drain for a client that never starts its TLS handshake", async () => {
+  await using t = await startTlsServer();
+  const stalled = await Deno.connect({ hostname: "127.0.0.1", port: t.tlsPort });
+  try {
+    await t.server.waitForStderr(/connection opened/);
+    const signalled = Date.now();
+    t.server.signal("SIGTERM");
+    // Before, the 30 s handshake timeout held the exit back.
+    assert.equal(await t.server.exited(25_000), 0);
+    const took = Date.now() - signalled;
+    assert.ok(took < 15_000, `exited after ${took} ms`);
+  } finally {
+    stalled.close();
+  }
+});
