@@ -65,6 +65,8 @@ export interface ConnectionHandler {
   auth(request: AuthRequest): MaybePromise<Verdict>;
   messageStart(via: "DATA" | "BDAT"): MaybePromise<Decision>;
   messageData(bytes: Uint8Array): MaybePromise<void>;
+  /** A BDAT chunk without LAST is in: `null` acknowledges it, a reply fails the transaction. */
+  chunkEnd(): MaybePromise<Decision>;
   messageEnd(envelope: Envelope, size: number): MaybePromise<MessageOutcome | "disconnect">;
   messageAbort(reason: string): MaybePromise<void>;
   secured(params: TlsParams): void;
@@ -336,6 +338,9 @@ export class Connection {
           break;
         case "message-data":
           pending = settle(handler.messageData(ev.bytes), () => {});
+          break;
+        case "chunk-end":
+          pending = settle(handler.chunkEnd(), (d) => session.resumeChunkEnd(d));
           break;
         case "message-end":
           pending = settle(handler.messageEnd(ev.envelope, ev.size), (outcome) => {

@@ -206,6 +206,15 @@ export class SessionHandler implements ConnectionHandler {
     }
   }
 
+  /**
+   * A failed spool write is told at the chunk it happened in, not at LAST
+   * (RFC 3030 §2), so a client sending a large message in chunks stops early.
+   */
+  chunkEnd(): Decision {
+    const error = this.#sinkError;
+    return error ? this.#spoolFailure(error) : null;
+  }
+
   async messageEnd(envelope: Envelope, size: number): Promise<MessageOutcome | "disconnect"> {
     const sink = this.#sink;
     this.#sink = null;

@@ -22,6 +22,7 @@ export type Pause =
   | "rcpt"
   | "auth"
   | "message-start"
+  | "chunk-end"
   | "message-end"
   | "starttls";
 /** What the next received bytes are: command lines, a SASL response, a DATA body, a BDAT chunk. */
@@ -82,6 +83,8 @@ export class SessionState {
   pendingRcpt: RcptArgs | null = null;
   pendingAuth: AuthIdentity | null = null;
   pendingStart: BdatArgs | "DATA" | null = null;
+  /** The size of the chunk a `chunk-end` pause is about. */
+  pendingChunkSize = 0;
 
   /** @param config fixed for the connection */
   constructor(config: SessionConfig) {

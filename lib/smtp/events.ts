@@ -145,6 +145,13 @@ export type SessionEvent =
   /** Body bytes, unstuffed, in order. Only between message-start and message-end/abort. */
   | { type: "message-data"; bytes: Uint8Array }
   /**
+   * pauses → `resumeChunkEnd(decision)`: a BDAT chunk without LAST is in.
+   * `null` sends `250 2.0.0 Ok: <size> octets received`; a reply (e.g.
+   * `452 4.3.1`, the spool filled up) is sent instead and fails the
+   * transaction (RFC 3030 §2: the client sends no more chunks; RSET).
+   */
+  | { type: "chunk-end"; size: number }
+  /**
    * pauses → `resumeMessageEnd(reply)`: the body is complete (CRLF.CRLF or
    * BDAT LAST). Commit it and answer with `250 2.0.0 Ok: queued as <id>` or
    * the error. The session replies with exactly what it is given.
@@ -173,6 +180,7 @@ export interface SessionApi {
   resumeRcpt(decision: Decision): void;
   resumeAuth(decision: Decision): void;
   resumeMessageStart(decision: Decision): void;
+  resumeChunkEnd(decision: Decision): void;
   resumeMessageEnd(reply: Reply): void;
   /** TLS is up: the session resets to the greeted state and drops bytes pipelined after STARTTLS. */
   resumeTls(): void;

@@ -180,6 +180,16 @@ export class Session implements SessionApi {
     s.startChunk(start, null);
   }
 
+  /** Answers `chunk-end`: `null` acknowledges the chunk, a reply fails the transaction. */
+  resumeChunkEnd(decision: Decision): void {
+    const s = this.#s;
+    s.resume("chunk-end");
+    if (decision === null) return s.reply(R.bdatChunkReply(s.pendingChunkSize));
+    s.closeSink("rejected");
+    s.txn!.failed = true;
+    s.reply(decision);
+  }
+
   /** Answers `message-end` with the reply to send; the transaction ends. */
   resumeMessageEnd(reply: Reply): void {
     this.#s.resume("message-end");
@@ -300,7 +310,10 @@ export class Session implements SessionApi {
       s.finishTransaction();
       return s.reply(R.REPLY_MESSAGE_TOO_BIG);
     }
-    if (!last) return s.reply(R.bdatChunkReply(chunkSize));
+    if (!last) {
+      s.pendingChunkSize = chunkSize;
+      return s.pauseWith("chunk-end", { type: "chunk-end", size: chunkSize });
+    }
     s.sinkOpen = false;
     s.pauseWith("message-end", { type: "message-end", envelope: s.envelope(via), size: s.size });
   }

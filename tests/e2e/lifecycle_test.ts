@@ -97,6 +97,37 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name: "e2e: BDAT with the spool full is told 452 4.3.1 at the chunk that hit it, not at LAST",
+  ignore: !prlimit,
+  fn: async () => {
+    const s = await ehloed();
+    await using _ = s;
+    const limit = 1024 * 1024;
+    const set = await new Deno.Command(prlimit!, {
+      args: ["--pid", String(s.server.pid), `--fsize=${limit}:${limit}`],
+    }).output();
+    assert.equal(set.code, 0, new TextDecoder().decode(set.stderr));
+    const c = s.client;
+    assert.equal((await c.command("MAIL FROM:<a@example.com>")).code, 250);
+    assert.equal((await c.command("RCPT TO:<b@example.com>")).code, 250);
+    const chunk = "x".repeat(600 * 1024);
+    // Pipelined as RFC 3030 allows: the client learns of the failure at chunk 2.
+    await c.send(`BDAT ${chunk.length}\r\n${chunk}BDAT ${chunk.length}\r\n${chunk}`);
+    await c.send(`BDAT ${chunk.length}\r\n${chunk}BDAT 1 LAST\r\nx`);
+    const codes = (await c.readReplies(4)).map((r) => r.raw.trimEnd());
+    assert.match(codes[0]!, /^250 2\.0\.0 Ok: 614400 octets received$/);
+    assert.match(codes[1]!, /^452 4\.3\.1 /);
+    assert.match(codes[2]!, /^503 5\.5\.1 /, "later chunks are discarded (RFC 3030 §2)");
+    assert.match(codes[3]!, /^503 5\.5\.1 /);
+    assert.equal((await c.command("RSET")).code, 250);
+    queuedId(
+      await transaction(c, "a@example.com", ["b@example.com"], stuff("Subject: s\r\n\r\nfits\r\n")),
+    );
+    assert.deepEqual((await readSpool(s.server.spool)).map((m) => m.meta.size), [20]);
+  },
+});
+
 Deno.test("e2e: SIGTERM during DATA lets the transfer finish with 250, then exits 0", async () => {
   const s = await ehloed();
   await using _ = s;

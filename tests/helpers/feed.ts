@@ -46,6 +46,8 @@ export interface Policy {
   rcpt?: (forwardPath: string) => Decision;
   auth?: (username: string, password: string | undefined) => Decision;
   messageStart?: (via: "DATA" | "BDAT") => Decision;
+  /** A BDAT chunk without LAST is in; default `null` (250). */
+  chunkEnd?: (size: number) => Decision;
   /** Default: `250 2.0.0 Ok: queued as Q<n>` with n counting from 1. */
   messageEnd?: (envelope: Envelope, size: number) => Reply;
 }
@@ -156,6 +158,9 @@ export function drain(
       case "message-data":
         // Copy: the session hands out views of its input.
         state.body.push(event.bytes.slice());
+        break;
+      case "chunk-end":
+        session.resumeChunkEnd(policy.chunkEnd?.(event.size) ?? null);
         break;
       case "message-end": {
         const body = concat(state.body);

@@ -60,6 +60,7 @@ function handler(closed: string[]): ConnectionHandler {
     auth: accept,
     messageStart: accept,
     messageData: () => {},
+    chunkEnd: () => null,
     messageEnd: () => ({ reply: { code: 250, enhanced: "2.0.0", lines: ["Ok"] } }),
     messageAbort: () => {},
     secured: () => {},

@@ -122,6 +122,25 @@ Deno.test("Session BDAT: chunks, LAST, binary-safe bytes, BDAT 0 LAST", () => {
   });
 });
 
+Deno.test("Session BDAT: a chunk refused at its end (spool full) fails the transaction until RSET", () => {
+  const full = { code: 452, enhanced: "4.3.1", lines: ["Error: insufficient system storage"] };
+  const again = "MAIL FROM:<a@b>\r\nRCPT TO:<b@c>\r\n";
+  tr(START + "BDAT 3\r\nabcBDAT 2\r\ndeBDAT 1 LAST\r\nfRSET\r\n" + again + "BDAT 1 LAST\r\ng", {
+    replies: [
+      ...STARTED,
+      "250 2.0.0 Ok: 3 octets received",
+      "452 4.3.1 Error: insufficient system storage",
+      "503 5.5.1 Error: transaction failed, send RSET",
+      "250 2.0.0 Ok",
+      "250 2.1.0 Ok",
+      "250 2.1.5 Ok",
+      "250 2.0.0 Ok: queued as Q1",
+    ],
+    messages: ["g"],
+    aborts: ["rejected"],
+  }, { policy: { chunkEnd: (size) => size === 2 ? full : null } });
+});
+
 Deno.test("Session BDAT: a chunk split across receive() calls", () => {
   const wire = bytes(START + "BDAT 10 LAST\r\n0123456789NOOP\r\n");
   for (const sizes of [[1], [45, 3, 2], [50, 1, 100]]) {

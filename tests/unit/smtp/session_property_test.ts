@@ -106,6 +106,9 @@ function drive(config: SessionConfig, chunks: Uint8Array[], rejectBits: number):
         case "message-start":
           session.resumeMessageStart(decide());
           break;
+        case "chunk-end":
+          session.resumeChunkEnd(decide());
+          break;
         case "message-end":
           session.resumeMessageEnd(decide() ?? queuedReply("X"));
           break;
