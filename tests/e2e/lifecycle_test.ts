@@ -73,27 +73,38 @@ Deno.test({
 });
 
 const prlimit = Deno.build.os === "linux" ? findOnPath("prlimit") : null;
+
+/** A greeted server whose file-size limit (`ulimit -f`, set with prlimit) is `bytes`. */
+async function limitedTo(bytes: number): Promise<Awaited<ReturnType<typeof ehloed>>> {
+  const s = await ehloed();
+  const set = await new Deno.Command(prlimit!, {
+    args: ["--pid", String(s.server.pid), `--fsize=${bytes}:${bytes}`],
+  }).output();
+  if (set.code !== 0) {
+    await s[Symbol.asyncDispose]();
+    throw new Error(`prlimit failed: ${new TextDecoder().decode(set.stderr)}`);
+  }
+  return s;
+}
+
+/** Under the limit, the server still stores: a small message gets its 250 and is the only one. */
+async function stillStores(s: Awaited<ReturnType<typeof ehloed>>): Promise<void> {
+  const small = stuff("Subject: s\r\n\r\nfits\r\n");
+  queuedId(await transaction(s.client, "a@example.com", ["b@example.com"], small));
+  assert.equal(s.server.exit, null);
+  assert.deepEqual((await readSpool(s.server.spool)).map((m) => m.meta.size), [20]);
+}
+
 Deno.test({
   name: "e2e: a file-size limit (ulimit -f) gets 452 4.3.1 for the message past it, not SIGXFSZ",
   ignore: !prlimit,
   fn: async () => {
-    const s = await ehloed();
-    await using _ = s;
-    const limit = 1024 * 1024;
-    const set = await new Deno.Command(prlimit!, {
-      args: ["--pid", String(s.server.pid), `--fsize=${limit}:${limit}`],
-    }).output();
-    assert.equal(set.code, 0, new TextDecoder().decode(set.stderr));
+    await using s = await limitedTo(1024 * 1024);
     const c = s.client;
     const big = "Subject: big\r\n\r\n" + ("y".repeat(998) + "\r\n").repeat(2 * 1024);
     const full = await transaction(c, "a@example.com", ["b@example.com"], stuff(big));
     assert.match(full.raw, /^452 4\.3\.1 /);
-    // Still serving: a small message fits under the limit.
-    queuedId(
-      await transaction(c, "a@example.com", ["b@example.com"], stuff("Subject: s\r\n\r\nfits\r\n")),
-    );
-    assert.equal(s.server.exit, null);
-    assert.deepEqual((await readSpool(s.server.spool)).map((m) => m.meta.size), [20]);
+    await stillStores(s);
   },
 });
 
@@ -101,13 +112,7 @@ Deno.test({
   name: "e2e: BDAT with the spool full is told 452 4.3.1 at the chunk that hit it, not at LAST",
   ignore: !prlimit,
   fn: async () => {
-    const s = await ehloed();
-    await using _ = s;
-    const limit = 1024 * 1024;
-    const set = await new Deno.Command(prlimit!, {
-      args: ["--pid", String(s.server.pid), `--fsize=${limit}:${limit}`],
-    }).output();
-    assert.equal(set.code, 0, new TextDecoder().decode(set.stderr));
+    await using s = await limitedTo(1024 * 1024);
     const c = s.client;
     assert.equal((await c.command("MAIL FROM:<a@example.com>")).code, 250);
     assert.equal((await c.command("RCPT TO:<b@example.com>")).code, 250);
@@ -121,10 +126,7 @@ Deno.test({
     assert.match(codes[2]!, /^503 5\.5\.1 /, "later chunks are discarded (RFC 3030 §2)");
     assert.match(codes[3]!, /^503 5\.5\.1 /);
     assert.equal((await c.command("RSET")).code, 250);
-    queuedId(
-      await transaction(c, "a@example.com", ["b@example.com"], stuff("Subject: s\r\n\r\nfits\r\n")),
-    );
-    assert.deepEqual((await readSpool(s.server.spool)).map((m) => m.meta.size), [20]);
+    await stillStores(s);
   },
 });
 
