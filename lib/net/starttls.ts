@@ -145,6 +145,9 @@ class CipherStream extends Duplex {
   constructor(socket: net.Socket) {
     super({ allowHalfOpen: true });
     this.#socket = socket;
+    // `setNoDelay` on the TLS socket no longer reaches TCP: without it the
+    // greeting after an implicit-TLS handshake waited ~40 ms for a delayed ACK.
+    socket.setNoDelay(true);
     socket.on("data", (chunk: Uint8Array) => {
       if (!this.push(chunk)) this.#wanted = false;
       this.#gate();
