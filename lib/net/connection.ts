@@ -88,6 +88,8 @@ export interface ConnectionOptions {
   timeoutMs: number;
   /** Present when STARTTLS may be offered. */
   secureContext?: SecureContext;
+  /** Told each received chunk's size (the server paces GCs for node:net sockets by it). */
+  onRead?: (bytes: number) => void;
 }
 
 /** Above this many unparsed bytes the socket is paused until the session catches up. */
@@ -196,6 +198,7 @@ export class Connection {
 
   #receive(chunk: Uint8Array): void {
     if (this.#closing) return;
+    this.#options.onRead?.(chunk.length);
     this.#session.receive(chunk);
     if (!this.#busy) {
       this.#run();

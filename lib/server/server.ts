@@ -18,6 +18,7 @@ import { formatReply, REPLY_TOO_MANY_CONNECTIONS } from "../smtp/reply.ts";
 import type { Reply, SessionConfig } from "../smtp/events.ts";
 import { SpoolError, SpoolWriter } from "../spool/writer.ts";
 import { timerDelay } from "../units.ts";
+import { noteNodeRead } from "../native_memory.ts";
 import type { Meta } from "../spool/meta.ts";
 import { cidrContains } from "./cidr.ts";
 import type { ServerContext } from "./context.ts";
@@ -259,6 +260,8 @@ export class Server {
       handler,
       timeoutMs: this.#setup.timeoutMs,
       ...(this.#setup.tls ? { secureContext: this.#setup.tls.secureContext } : {}),
+      // Deno's own sockets reuse their read buffers; node:net's and TLS's do not.
+      ...(stream instanceof Socket ? { onRead: noteNodeRead } : {}),
     });
     this.#connections.add(connection);
     stream.once("close", () => this.#connections.delete(connection));

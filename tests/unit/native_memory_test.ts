@@ -16,6 +16,14 @@ Deno.test("GcPacer: asks for an async major GC every N objects", () => {
   assert.deepEqual(asked, Array(3).fill({ type: "major", execution: "async" }));
 });
 
+Deno.test("GcPacer: counts weighted notes (bytes) and asks for the GC type it was given", () => {
+  const asked: unknown[] = [];
+  const pacer = new GcPacer(100, (options) => asked.push(options), "minor");
+  const answers = [60, 30, 20, 99, 1, 250].map((bytes) => pacer.note(bytes));
+  assert.deepEqual(answers, [false, false, true, false, true, true]);
+  assert.deepEqual(asked, Array(3).fill({ type: "minor", execution: "async" }));
+});
+
 Deno.test("GcPacer: without gc it never asks", () => {
   const pacer = new GcPacer(1, undefined);
   assert.equal(pacer.note(), false);
