@@ -31,7 +31,7 @@ export const OBJECTS_PER_GC = 3000;
 /**
  * Bytes read by node:net/node:tls sockets per minor GC. 1 GB in one message
  * over implicit TLS, peak RSS: 270 MB without, 117/121/134/144 MB at 2/4/8/16
- * MB (plain node:net: 196 → 116 MB at 4), at the same MB/s within the noise:
+ * MB (plain node:net: 196 → 115 MB at 4), at the same MB/s within the noise:
  * the young generation is 2 MB (`--max-semi-space-size=2`), so a minor GC is
  * short.
  */

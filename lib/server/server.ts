@@ -530,11 +530,25 @@ export async function serveHelper(
 
 /**
  * Windows delivers only SIGINT and SIGBREAK to Deno (SPEC §7). SIGHUP (the
- * terminal closed) drains like SIGTERM instead of killing transfers mid-way.
+ * terminal closed) drains like SIGTERM instead of killing transfers mid-way,
+ * unless the server was started to ignore it (`nohup`): a listener would undo
+ * that, so it is added only where the process can tell (Linux's
+ * `/proc/self/status`); elsewhere SIGHUP keeps its default.
  */
 const STOP_SIGNALS: Deno.Signal[] = Deno.build.os === "windows"
   ? ["SIGINT", "SIGBREAK"]
-  : ["SIGINT", "SIGTERM", "SIGHUP"];
+  : ["SIGINT", "SIGTERM", ...(hangupHeeded() ? ["SIGHUP" as const] : [])];
+/** True when SIGHUP is known not to be ignored (Linux: bit 0 of `SigIgn`). */
+function hangupHeeded(): boolean {
+  try {
+    const status = Deno.readTextFileSync("/proc/self/status");
+    const ignored = /^SigIgn:\s*([0-9a-f]+)$/m.exec(status)?.[1];
+    return ignored !== undefined && (parseInt(ignored.slice(-1), 16) & 1) === 0;
+  } catch {
+    return false; // no /proc (macOS, BSD): leave SIGHUP as it was
+  }
+}
+
 /**
  * A file-size limit (`ulimit -f`) kills with SIGXFSZ by default; ignored, the
  * write fails with EFBIG instead and that message gets `452 4.3.1`.

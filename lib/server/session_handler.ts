@@ -200,7 +200,8 @@ export class SessionHandler implements ConnectionHandler {
     try {
       sink.write(bytes);
     } catch (e: unknown) {
-      // Keep consuming the body; the failure is answered at its end (SPEC §4: 451/452).
+      // Keep consuming the body; the failure is answered at its end, or at the
+      // end of this BDAT chunk (SPEC §4: 451/452).
       this.#sinkError = e instanceof SpoolError ? e : new SpoolError("unwritable", String(e));
       sink.abort();
     }

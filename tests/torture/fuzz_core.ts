@@ -247,6 +247,7 @@ function policyFrom(bits: number) {
     rcpt: decide,
     auth: decide,
     messageStart: decide,
+    chunkEnd: decide,
     messageEnd: (): Reply => decide() ?? queuedReply(`Q${n}`),
   };
 }

@@ -75,7 +75,16 @@ function drive(config: SessionConfig, chunks: Uint8Array[], rejectBits: number):
         strictEqual(session.next().type, "need-data");
         return replies;
       }
-      const pausing = ["helo", "mail", "rcpt", "auth", "message-start", "message-end", "starttls"];
+      const pausing = [
+        "helo",
+        "mail",
+        "rcpt",
+        "auth",
+        "message-start",
+        "chunk-end",
+        "message-end",
+        "starttls",
+      ];
       if (!pausing.includes(ev.type)) continue;
       strictEqual(session.next().type, "paused");
       const held = session.pending().slice();
