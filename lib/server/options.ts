@@ -67,8 +67,8 @@ export interface ServeOptions {
   /** `--trust-proxy` CIDRs. */
   trustProxy?: string[];
   /**
-   * Own the process: install SIGINT/SIGTERM handlers (and SIGHUP on Linux
-   * when not started under nohup), ignore SIGXFSZ (a file-size limit then
+   * Own the process: install SIGINT/SIGTERM/SIGHUP handlers (SIGHUP stays
+   * ignored under nohup on Linux), ignore SIGXFSZ (a file-size limit then
    * fails the write, `452`), and log an uncaught error as `internal error`
    * instead of dying of it (the CLI sets this; library users usually don't).
    */

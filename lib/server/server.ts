@@ -529,31 +529,40 @@ export async function serveHelper(
 }
 
 /**
- * Windows delivers only SIGINT and SIGBREAK to Deno (SPEC §7). SIGHUP (the
- * terminal closed) drains like SIGTERM instead of killing transfers mid-way,
- * unless the server was started to ignore it (`nohup`): a listener would undo
- * that, so it is added only where the process can tell (Linux's
- * `/proc/self/status`); elsewhere SIGHUP keeps its default.
+ * Started to ignore SIGHUP (`nohup`; Linux tells through `SigIgn` in
+ * `/proc/self/status`). Read before any listener exists: Deno's first signal
+ * listener of any kind catches SIGHUP too, and a caught SIGHUP nobody
+ * listens to then ends the process, nohup or not.
  */
-const STOP_SIGNALS: Deno.Signal[] = Deno.build.os === "windows"
-  ? ["SIGINT", "SIGBREAK"]
-  : ["SIGINT", "SIGTERM", ...(hangupHeeded() ? ["SIGHUP" as const] : [])];
-/** True when SIGHUP is known not to be ignored (Linux: bit 0 of `SigIgn`). */
-function hangupHeeded(): boolean {
+const HANGUP_IGNORED = Deno.build.os === "linux" && hangupIgnored();
+
+function hangupIgnored(): boolean {
   try {
     const status = Deno.readTextFileSync("/proc/self/status");
-    const ignored = /^SigIgn:\s*([0-9a-f]+)$/m.exec(status)?.[1];
-    return ignored !== undefined && (parseInt(ignored.slice(-1), 16) & 1) === 0;
+    const mask = /^SigIgn:\s*([0-9a-f]+)$/m.exec(status)?.[1];
+    return mask !== undefined && (parseInt(mask.slice(-1), 16) & 1) === 1;
   } catch {
-    return false; // no /proc (macOS, BSD): leave SIGHUP as it was
+    return false;
   }
 }
 
 /**
- * A file-size limit (`ulimit -f`) kills with SIGXFSZ by default; ignored, the
- * write fails with EFBIG instead and that message gets `452 4.3.1`.
+ * Windows delivers only SIGINT and SIGBREAK to Deno (SPEC §7). SIGHUP (the
+ * terminal closed) drains like SIGTERM instead of killing transfers mid-way,
+ * unless the server was started under nohup.
  */
-const IGNORED_SIGNALS: Deno.Signal[] = Deno.build.os === "windows" ? [] : ["SIGXFSZ"];
+const STOP_SIGNALS: Deno.Signal[] = Deno.build.os === "windows"
+  ? ["SIGINT", "SIGBREAK"]
+  : ["SIGINT", "SIGTERM", ...(HANGUP_IGNORED ? [] : ["SIGHUP" as const])];
+
+/**
+ * Listened to and ignored. A file-size limit (`ulimit -f`) kills with SIGXFSZ
+ * by default; ignored, the write fails with EFBIG instead and that message
+ * gets `452 4.3.1`. SIGHUP under nohup stays ignored.
+ */
+const IGNORED_SIGNALS: Deno.Signal[] = Deno.build.os === "windows"
+  ? []
+  : ["SIGXFSZ", ...(HANGUP_IGNORED ? ["SIGHUP" as const] : [])];
 
 /**
  * Counts the stop signals that arrive while the server starts (parsing,
@@ -566,11 +575,14 @@ function holdSignals(): { received: () => number; release: () => void } {
   return { received: () => received, release };
 }
 
-/** Listens to every stop signal; returns what removes the listener again. */
+/** Listens to every stop signal (and ignores the others); returns what removes the listeners. */
 function onStopSignals(listener: () => void): () => void {
+  const ignore = () => {};
+  for (const s of IGNORED_SIGNALS) Deno.addSignalListener(s, ignore);
   for (const s of STOP_SIGNALS) Deno.addSignalListener(s, listener);
   return () => {
     for (const s of STOP_SIGNALS) Deno.removeSignalListener(s, listener);
+    for (const s of IGNORED_SIGNALS) Deno.removeSignalListener(s, ignore);
   };
 }
 
@@ -592,14 +604,8 @@ function installSignals(server: Server, logger: Logger): SignalHandlers {
       server.abort();
     }
   };
-  const ignore = () => {};
-  for (const s of IGNORED_SIGNALS) Deno.addSignalListener(s, ignore);
-  const unlisten = onStopSignals(onSignal);
   return {
-    uninstall: () => {
-      unlisten();
-      for (const s of IGNORED_SIGNALS) Deno.removeSignalListener(s, ignore);
-    },
+    uninstall: onStopSignals(onSignal),
     replay: (count) => {
       for (let i = 0; i < Math.min(count, 2); i++) onSignal();
     },

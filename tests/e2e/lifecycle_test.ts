@@ -13,6 +13,7 @@ import {
   readSpool,
   runCli,
   started,
+  startServer,
 } from "../helpers/launcher.ts";
 import { findOnPath } from "../helpers/clients.ts";
 import { queuedId, RawClient, stuff, transaction } from "../helpers/raw_client.ts";
@@ -60,8 +61,7 @@ Deno.test("e2e: SIGTERM answers an idle session 421 4.3.2 and exits 0", async ()
 Deno.test({
   name:
     "e2e: SIGHUP (the terminal closed) drains like SIGTERM: 421 4.3.2 to an idle session, exit 0",
-  // Only where the server can tell that SIGHUP is not ignored (nohup): Linux.
-  ignore: Deno.build.os !== "linux",
+  ignore: Deno.build.os === "windows",
   fn: async () => {
     const s = await ehloed();
     await using _ = s;
@@ -70,6 +70,19 @@ Deno.test({
     await s.client.expectClosed();
     assert.equal(await s.server.exited(), 0);
     assert.match(s.server.stderr(), /signal received: draining/);
+  },
+});
+
+Deno.test({
+  name: "e2e: started under nohup, the server leaves SIGHUP ignored and keeps serving",
+  ignore: Deno.build.os !== "linux" || !findOnPath("nohup"),
+  fn: async () => {
+    await using server = await startServer([], { wrapper: [findOnPath("nohup")!] });
+    server.signal("SIGHUP");
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal(server.exit, null, "SIGHUP stopped a server started under nohup");
+    await using c = await server.connect();
+    assert.equal((await c.readReply()).code, 220);
   },
 });
 

@@ -79,6 +79,8 @@ export interface StartOptions {
   env?: Record<string, string>;
   /** How long to wait for the ready file. */
   readyTimeoutMs?: number;
+  /** A program that runs the server, e.g. `["nohup"]` (it must exec, keeping the pid). */
+  wrapper?: string[];
 }
 
 function hasFlag(args: readonly string[], flag: string): boolean {
@@ -353,8 +355,13 @@ export async function startServer(
 
   const stderrPath = `${dir}/stderr.log`;
   const stdoutPath = `${dir}/stdout.log`;
-  const child = new Deno.Command(Deno.execPath(), {
-    args: mainArgs([...extra, ...args]),
+  const wrapper = opts.wrapper ?? [];
+  const child = new Deno.Command(wrapper[0] ?? Deno.execPath(), {
+    args: [
+      ...wrapper.slice(1),
+      ...(wrapper.length ? [Deno.execPath()] : []),
+      ...mainArgs([...extra, ...args]),
+    ],
     cwd: dir,
     env: cleanEnv(opts.env),
     clearEnv: true,
