@@ -206,10 +206,14 @@ export class Connection {
     }
     // A handler is still working: the session holds the bytes until it is done.
     this.#backlog += chunk.length;
-    if (this.#backlog > READ_HIGH_WATER && !this.#paused) {
-      this.#paused = true;
-      this.#socket.pause();
-    }
+    if (this.#backlog > READ_HIGH_WATER) this.#pauseReading();
+  }
+
+  /** Stops reading until #run has parsed everything received (it resumes then). */
+  #pauseReading(): void {
+    if (this.#paused) return;
+    this.#paused = true;
+    this.#socket.pause();
   }
 
   /**
@@ -433,10 +437,7 @@ export class Connection {
     this.#awaitingDrain = true;
     // A client that does not read its replies gets no more of its commands
     // read either (#run resumes reading once all received is answered).
-    if (!this.#paused) {
-      this.#paused = true;
-      socket.pause();
-    }
+    this.#pauseReading();
     return new Promise<void>((resolve) => {
       const done = () => {
         this.#awaitingDrain = false;

@@ -529,13 +529,38 @@ export async function serveHelper(
 }
 
 /**
- * Started to ignore SIGHUP (`nohup`; Linux tells through `SigIgn` in
- * `/proc/self/status`). Read before any listener exists: Deno's first signal
- * listener of any kind catches SIGHUP too, and a caught SIGHUP nobody
- * listens to then ends the process, nohup or not.
+ * The signals the server stops on, and those it listens to only to ignore.
+ * Windows delivers only SIGINT and SIGBREAK to Deno (SPEC §7). SIGHUP (the
+ * terminal closed) drains like SIGTERM instead of killing transfers mid-way,
+ * unless the server was started under nohup: then it stays ignored. A file-
+ * size limit (`ulimit -f`) kills with SIGXFSZ by default; ignored, the write
+ * fails with EFBIG instead and that message gets `452 4.3.1`.
  */
-const HANGUP_IGNORED = Deno.build.os === "linux" && hangupIgnored();
+interface SignalSets {
+  stop: Deno.Signal[];
+  ignored: Deno.Signal[];
+}
 
+let signalSets: SignalSets | undefined;
+
+/**
+ * Worked out on first use, before any listener exists: Deno's first signal
+ * listener of any kind catches SIGHUP too (and a caught SIGHUP nobody listens
+ * to ends the process, nohup or not), after which `SigIgn` no longer tells.
+ */
+function signals(): SignalSets {
+  if (signalSets) return signalSets;
+  if (Deno.build.os === "windows") {
+    return signalSets = { stop: ["SIGINT", "SIGBREAK"], ignored: [] };
+  }
+  const nohup = Deno.build.os === "linux" && hangupIgnored();
+  return signalSets = {
+    stop: ["SIGINT", "SIGTERM", ...(nohup ? [] : ["SIGHUP" as const])],
+    ignored: ["SIGXFSZ", ...(nohup ? ["SIGHUP" as const] : [])],
+  };
+}
+
+/** Started to ignore SIGHUP (`nohup`): bit 0 of `SigIgn` in Linux's `/proc/self/status`. */
 function hangupIgnored(): boolean {
   try {
     const status = Deno.readTextFileSync("/proc/self/status");
@@ -545,24 +570,6 @@ function hangupIgnored(): boolean {
     return false;
   }
 }
-
-/**
- * Windows delivers only SIGINT and SIGBREAK to Deno (SPEC §7). SIGHUP (the
- * terminal closed) drains like SIGTERM instead of killing transfers mid-way,
- * unless the server was started under nohup.
- */
-const STOP_SIGNALS: Deno.Signal[] = Deno.build.os === "windows"
-  ? ["SIGINT", "SIGBREAK"]
-  : ["SIGINT", "SIGTERM", ...(HANGUP_IGNORED ? [] : ["SIGHUP" as const])];
-
-/**
- * Listened to and ignored. A file-size limit (`ulimit -f`) kills with SIGXFSZ
- * by default; ignored, the write fails with EFBIG instead and that message
- * gets `452 4.3.1`. SIGHUP under nohup stays ignored.
- */
-const IGNORED_SIGNALS: Deno.Signal[] = Deno.build.os === "windows"
-  ? []
-  : ["SIGXFSZ", ...(HANGUP_IGNORED ? ["SIGHUP" as const] : [])];
 
 /**
  * Counts the stop signals that arrive while the server starts (parsing,
@@ -577,12 +584,13 @@ function holdSignals(): { received: () => number; release: () => void } {
 
 /** Listens to every stop signal (and ignores the others); returns what removes the listeners. */
 function onStopSignals(listener: () => void): () => void {
+  const { stop, ignored } = signals();
   const ignore = () => {};
-  for (const s of IGNORED_SIGNALS) Deno.addSignalListener(s, ignore);
-  for (const s of STOP_SIGNALS) Deno.addSignalListener(s, listener);
+  for (const s of ignored) Deno.addSignalListener(s, ignore);
+  for (const s of stop) Deno.addSignalListener(s, listener);
   return () => {
-    for (const s of STOP_SIGNALS) Deno.removeSignalListener(s, listener);
-    for (const s of IGNORED_SIGNALS) Deno.removeSignalListener(s, ignore);
+    for (const s of stop) Deno.removeSignalListener(s, listener);
+    for (const s of ignored) Deno.removeSignalListener(s, ignore);
   };
 }
 
