@@ -63,13 +63,39 @@ export function stderrSink(line: string): void {
  */
 export function fileSink(path: string): LogSink {
   const file = Deno.openSync(path, { append: true, create: true });
+  /** A line cut short by a full disk stayed in the file: the next line ends it first. */
+  let torn = false;
   return (line) => {
+    const ending = torn;
+    const bytes = encodeShared((ending ? "\n" : "") + line + "\n");
+    let written = 0;
     try {
-      writeAllSync(file, encodeShared(line + "\n"));
+      while (written < bytes.length) written += file.writeSync(bytes.subarray(written));
+      torn = false;
     } catch (e: unknown) {
+      // The part that fitted is taken back, or the next line would continue it
+      // (a "\n" that ended an earlier torn line may stay).
+      if (written > 0) torn = !takeBack(file, written - (ending ? 1 : 0));
       throw new Error(`cannot write log file ${path}: ${e instanceof Error ? e.message : e}`);
     }
   };
+}
+
+/**
+ * Removes the last `count` bytes this descriptor appended, unless something
+ * (the other serving thread) appended after them.
+ *
+ * @returns Whether they were removed.
+ */
+function takeBack(file: Deno.FsFile, count: number): boolean {
+  try {
+    const end = file.seekSync(0, Deno.SeekMode.Current);
+    if (file.statSync().size !== end) return false;
+    file.truncateSync(end - count);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** Renders a field value for text lines: bare when safe, JSON-quoted otherwise. */

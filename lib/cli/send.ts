@@ -81,8 +81,9 @@ export function parseSendFlags(values: Values, positionals: string[]): SendFlags
   const from = text("from");
   if (from === undefined) throw new UsageError(`required (use --from "" for <>)`, "--from");
   const to = ((values["to"] ?? []) as string[]).map((t) => address("--to", t));
-  if (to.length === 0 || to.some((t) => t === "")) {
-    throw new UsageError("required: at least one address", "--to");
+  if (to.length === 0) throw new UsageError("required: at least one address", "--to");
+  if (to.some((t) => t === "")) {
+    throw new UsageError("an empty address (<> is only a sender)", "--to");
   }
   if (values["tls"] === true && values["starttls"] === true) {
     throw new UsageError("cannot be combined with --starttls", "--tls");

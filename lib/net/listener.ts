@@ -68,6 +68,39 @@ const DENO_CODES: Record<string, string> = {
 /** After a failed accept (EMFILE and the like), wait this long before the next. */
 const ACCEPT_RETRY_MS = 50;
 
+/**
+ * accept(2) errors of the one pending connection, not of the listener: a
+ * client that reset before it was taken (Deno then fails on its peer
+ * address: ENOTCONN), and the network errors Linux passes on from the new
+ * socket. Waiting after those let a port scanner or a health check that
+ * resets (SO_LINGER 0) hold back every greeting: 20 such connections a
+ * second filled the backlog.
+ */
+const CONNECTION_ERRORS: ReadonlySet<string> = new Set([
+  "ENOTCONN",
+  "ECONNABORTED",
+  "ECONNRESET",
+  "EPROTO",
+  "ENETDOWN",
+  "ENETUNREACH",
+  "ENONET",
+  "ENOPROTOOPT",
+  "EHOSTDOWN",
+  "EHOSTUNREACH",
+  "EOPNOTSUPP",
+  "EINTR",
+]);
+
+/** Whether a failed accept concerned only the connection it tried to take. */
+function failedAlone(e: unknown): boolean {
+  if (e instanceof Deno.errors.NotConnected || e instanceof Deno.errors.ConnectionAborted) {
+    return true;
+  }
+  if (e instanceof Deno.errors.ConnectionReset) return true;
+  const code = (e as { code?: unknown } | null)?.code;
+  return typeof code === "string" && CONNECTION_ERRORS.has(code);
+}
+
 type OnSocket = (socket: WireSocket, listener: BoundListener) => void;
 
 /** Binds one listener; resolves once it accepts connections. */
@@ -154,10 +187,11 @@ function bindNative(
       let conn: Deno.TcpConn;
       try {
         conn = await socket.accept();
-      } catch {
+      } catch (e: unknown) {
         if (closed) return;
-        // Out of descriptors and the like: the server must live on.
-        await new Promise((r) => setTimeout(r, ACCEPT_RETRY_MS));
+        // One connection's own failure: the next is taken at once. Otherwise
+        // (out of descriptors and the like) the server must live on, and wait.
+        if (!failedAlone(e)) await new Promise((r) => setTimeout(r, ACCEPT_RETRY_MS));
         continue;
       }
       onSocket(new NativeSocket(conn), listener);

@@ -23,6 +23,8 @@ export interface HookEnv {
 
 /** Hooks waiting beyond this are dropped with a warning: memory stays bounded when hooks are slower than mail. */
 export const MAX_QUEUED_HOOKS = 10_000;
+/** Windows has no process groups to signal; there a hook runs as an ordinary child. */
+const IS_WINDOWS = Deno.build.os === "windows";
 /** Bytes of a hook's stderr kept for the failure line (its end: where the error usually is). */
 const STDERR_TAIL_BYTES = 1024;
 /** How long stderr may stay open after the hook exited (see settleTail). */
@@ -105,7 +107,10 @@ export class HookRunner {
       // Said now: the hook's own exit may come after the last log line.
       this.#logger.warn("hook killed at shutdown", { id, pid: child.pid });
       try {
-        child.kill("SIGTERM");
+        // The hook's whole process group: what its shell runs in the
+        // foreground, and what it started in the background, goes too.
+        if (IS_WINDOWS) child.kill("SIGTERM");
+        else Deno.kill(-child.pid, "SIGTERM");
       } catch {
         // Already exited between the check and the kill.
       }
@@ -136,7 +141,11 @@ export class HookRunner {
         stdout: "inherit",
         stderr: "piped",
         // cmd.exe parses its own command line; Deno's quoting would corrupt it.
-        windowsRawArguments: Deno.build.os === "windows",
+        windowsRawArguments: IS_WINDOWS,
+        // POSIX: a session and process group of its own (setsid), so cancel()
+        // reaches its children, and a Ctrl-C at the terminal leaves the hook
+        // to finish within the drain like the transfers do.
+        detached: !IS_WINDOWS,
       }).spawn();
     } catch (e: unknown) {
       this.#logger.warn("hook failed to start", { id: env.SMTPD_ID, error: oneLine(e) });

@@ -23,6 +23,15 @@ export function decodeLine(bytes: Uint8Array): string {
   }
 }
 
+/** Decodes well-formed UTF-8; null for anything else. */
+export function decodeUtf8Strict(bytes: Uint8Array): string | null {
+  try {
+    return FATAL.decode(bytes);
+  } catch {
+    return null;
+  }
+}
+
 /** Continuation bytes after a lead byte; 0 for a byte that cannot lead (RFC 3629 §3). */
 function continuations(lead: number): number {
   if (lead >= 0xc0 && lead < 0xe0) return 1;

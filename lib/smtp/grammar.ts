@@ -7,7 +7,7 @@
  */
 
 import type { Params, Reply } from "./events.ts";
-import { lowerAscii, upperAscii } from "./_utf8.ts";
+import { decodeUtf8Strict, lowerAscii, upperAscii } from "./_utf8.ts";
 import { MAX_ENVID_OCTETS, MAX_ORCPT_OCTETS, MAX_SIZE_DIGITS } from "./limits.ts";
 import {
   badAttributeReply,
@@ -62,7 +62,7 @@ const XTEXT_UTF8_REGEXP = new RegExp(
   `^(?:[\\x21-\\x2a\\x2c-\\x3c\\x3e-\\x7e${UTF8_NON_ASCII}]|\\+[0-9A-Fa-f]{2})*$`,
   "u",
 );
-const XTEXT_HEX_REGEXP = /\+([0-9A-Fa-f]{2})/g;
+const XTEXT_ENCODER = new TextEncoder();
 // RFC 3461 §4.2 addr-type = atom
 const ORCPT_REGEXP = /^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+;(.+)$/s;
 const NOTIFY_REGEXP = /^(?:NEVER|(?:SUCCESS|FAILURE|DELAY)(?:,(?:SUCCESS|FAILURE|DELAY))*)$/i;
@@ -197,10 +197,27 @@ export function isXtext(text: string, utf8 = false): boolean {
   return (utf8 ? XTEXT_UTF8_REGEXP : XTEXT_REGEXP).test(text);
 }
 
-/** Decodes RFC 3461 xtext (`+2B` → `+`); null when it is not xtext. */
+/**
+ * Decodes RFC 3461 xtext (`+2B` → `+`). A `+XX` is an octet, so `+C3+A9` is
+ * the UTF-8 of "é", the same text as a raw "é" under SMTPUTF8.
+ *
+ * @returns The text; null when it is not xtext or its octets are not UTF-8.
+ */
 export function decodeXtext(text: string): string | null {
   if (!isXtext(text, true)) return null;
-  return text.replace(XTEXT_HEX_REGEXP, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)));
+  if (!text.includes("+")) return text;
+  const octets: number[] = [];
+  for (let i = 0; i < text.length;) {
+    if (text[i] === "+") {
+      octets.push(parseInt(text.slice(i + 1, i + 3), 16));
+      i += 3;
+      continue;
+    }
+    const char = String.fromCodePoint(text.codePointAt(i)!);
+    for (const octet of XTEXT_ENCODER.encode(char)) octets.push(octet);
+    i += char.length;
+  }
+  return decodeUtf8Strict(new Uint8Array(octets));
 }
 
 type ParamCheck = (value: string | true, utf8: boolean) => boolean;

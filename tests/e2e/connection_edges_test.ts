@@ -131,3 +131,26 @@ Deno.test("e2e: a half-close with nothing sent after the final dot counts as lea
   const names = [...Deno.readDirSync(server.spool)].map((e) => e.name);
   assert.deepEqual(names.filter((n) => n.endsWith(".json") || n.endsWith(".eml")), []);
 });
+
+Deno.test("e2e: clients that reset before they are accepted do not hold back the next greeting", async () => {
+  await using server = await startServer([]);
+  // SO_LINGER 0: close sends RST, as port scanners and TCP health checks do.
+  // The accept loop used to pause 50 ms after each: 200 cost 10 s.
+  const resets = await new Deno.Command("python3", {
+    args: [
+      "-c",
+      `import socket, struct
+for _ in range(200):
+    s = socket.create_connection(("127.0.0.1", ${server.port}))
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    s.close()`,
+    ],
+  }).output();
+  assert.equal(resets.code, 0, new TextDecoder().decode(resets.stderr));
+  const client = await RawClient.connect(server.port);
+  try {
+    assert.equal((await client.readReply(4000)).code, 220);
+  } finally {
+    await client.close();
+  }
+});

@@ -85,6 +85,45 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name: "fileSink leaves no torn line when the file stops taking bytes mid-line",
+  ignore: Deno.build.os !== "linux", // prlimit
+  fn: async () => {
+    const dir = Deno.makeTempDirSync();
+    try {
+      const path = `${dir}/log`;
+      // A file size limit stands in for a full disk. Deno itself writes files
+      // as it starts, so the limit is 4 MiB and the log already holds all but
+      // 200 bytes of it: the 6th line of 39 bytes fits in part, then writes
+      // fail (EFBIG) until the end.
+      const limit = 4 * 1024 * 1024;
+      const filler = "f".repeat(limit - 201) + "\n";
+      Deno.writeTextFileSync(path, filler);
+      const child = `
+        import { fileSink } from ${
+        JSON.stringify(new URL("../../lib/log.ts", import.meta.url).href)
+      };
+        Deno.addSignalListener("SIGXFSZ", () => {});
+        const sink = fileSink(${JSON.stringify(path)});
+        let refused = 0;
+        for (let i = 0; i < 8; i++) {
+          try { sink("line " + i + " " + "x".repeat(30)); } catch { refused++; }
+        }
+        console.log(refused);
+        Deno.exit(0);`;
+      const output = await new Deno.Command("prlimit", {
+        args: [`--fsize=${limit}`, Deno.execPath(), "eval", child],
+        stderr: "inherit",
+      }).output();
+      assert.equal(new TextDecoder().decode(output.stdout).trim(), "3");
+      const lines = Array.from({ length: 5 }, (_, i) => `line ${i} ${"x".repeat(30)}\n`);
+      assert.equal(Deno.readTextFileSync(path), filler + lines.join(""));
+    } finally {
+      Deno.removeSync(dir, { recursive: true });
+    }
+  },
+});
+
 Deno.test("Logger: lines the sink refuses go to the fallback, after one line saying why", () => {
   let refuse = true;
   const file: string[] = [];

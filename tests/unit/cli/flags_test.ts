@@ -527,6 +527,10 @@ Deno.test("parseCommandLine refuses an incomplete or contradictory send", () => 
     "--to: required: at least one address",
   );
   assert.equal(
+    usage(["send", ...ok, "--to", ""]),
+    "--to: an empty address (<> is only a sender)",
+  );
+  assert.equal(
     usage(["send", ...ok, "--tls", "--starttls"]),
     "--tls: cannot be combined with --starttls",
   );

@@ -187,6 +187,34 @@ Deno.test({
 });
 
 Deno.test({
+  name: "HookRunner.cancel stops the hook's whole process group, background children too",
+  ignore: IS_WINDOWS,
+  async fn() {
+    const { logger, lines } = capture();
+    // Not exec: the shell waits on its foreground child, and a second one runs
+    // in the background. Fractional seconds unique to this run name them.
+    const mark = `${30 + Math.floor(Math.random() * 1000)}.${Deno.pid}`;
+    const runner = new HookRunner(`sleep ${mark}1 & sleep ${mark}2; echo never`, 1, logger);
+    runner.run(env("m1"));
+    for (let i = 0; i < 100 && lines.length === 0; i++) {
+      await new Promise((r) => setTimeout(r, 10));
+      if (i === 5) runner.cancel();
+    }
+    await runner.idle();
+    assert.equal(lines[0]?.msg, "hook killed at shutdown");
+    let left = "";
+    for (let i = 0; i < 50; i++) {
+      const out = await new Deno.Command("pgrep", { args: ["-f", `sleep ${mark}`] }).output();
+      left = new TextDecoder().decode(out.stdout).trim();
+      if (out.code === 1) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    if (left !== "") await new Deno.Command("pkill", { args: ["-f", `sleep ${mark}`] }).output();
+    assert.equal(left, "", "nothing of the hook's process group is left");
+  },
+});
+
+Deno.test({
   name: "HookRunner frees the slot when the hook exits, even if its background child holds stderr",
   ignore: IS_WINDOWS,
   async fn() {

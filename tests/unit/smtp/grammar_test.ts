@@ -157,6 +157,15 @@ Deno.test("xtext checks and decoding (RFC 3461 §4)", () => {
   strictEqual(decodeXtext("a+"), null);
 });
 
+Deno.test("xtext octets are UTF-8: +C3+A9 is the same text as a raw é", () => {
+  strictEqual(decodeXtext("caf+C3+A9.example"), "café.example");
+  strictEqual(decodeXtext("caf\u00e9+2B+C3+BC"), "café+ü");
+  strictEqual(decodeXtext("+F0+9F+93+A7"), "\u{1F4E7}");
+  strictEqual(decodeXtext("+E9"), null); // Latin-1, not UTF-8
+  strictEqual(decodeXtext("+C3"), null); // truncated sequence
+  strictEqual(decodeXtext("+C0+AF"), null); // overlong
+});
+
 Deno.test("parseAttributes decodes xtext and drops [UNAVAILABLE]", () => {
   deepStrictEqual(
     parseAttributes("XCLIENT", "name=spike.test ADDR=[UNAVAILABLE] HELO=a+20b", [
@@ -173,6 +182,11 @@ Deno.test("parseAttributes decodes xtext and drops [UNAVAILABLE]", () => {
   strictEqual(
     refusal(parseAttributes("XFORWARD", "FOO=1", ["NAME"])),
     "501 5.5.4 Bad XFORWARD attribute: FOO=1",
+  );
+  deepStrictEqual(parseAttributes("XFORWARD", "HELO=h+C3+A9llo", ["HELO"]), { HELO: "héllo" });
+  strictEqual(
+    refusal(parseAttributes("XFORWARD", "HELO=h+E9llo", ["HELO"])),
+    "501 5.5.4 Bad XFORWARD attribute: HELO=h+E9llo",
   );
   strictEqual(
     refusal(parseAttributes("XFORWARD", "NAME", ["NAME"])),
