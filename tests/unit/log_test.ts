@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { clipForLog, fileSink, LOG_TEXT_CHARS, Logger } from "../../lib/log.ts";
 import { encodeShared } from "../../lib/bytes.ts";
+import { findOnPath } from "../helpers/clients.ts";
 
 const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
 
@@ -87,7 +88,7 @@ Deno.test({
 
 Deno.test({
   name: "fileSink leaves no torn line when the file stops taking bytes mid-line",
-  ignore: Deno.build.os !== "linux", // prlimit
+  ignore: Deno.build.os !== "linux" || !findOnPath("prlimit"),
   fn: async () => {
     const dir = Deno.makeTempDirSync();
     try {

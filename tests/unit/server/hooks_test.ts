@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { Logger } from "../../../lib/log.ts";
 import { type HookEnv, HookRunner } from "../../../lib/server/hooks.ts";
+import { findOnPath } from "../../helpers/clients.ts";
 
 const IS_WINDOWS = Deno.build.os === "windows";
 
@@ -188,7 +189,7 @@ Deno.test({
 
 Deno.test({
   name: "HookRunner.cancel stops the hook's whole process group, background children too",
-  ignore: IS_WINDOWS,
+  ignore: IS_WINDOWS || !findOnPath("pgrep"),
   async fn() {
     const { logger, lines } = capture();
     // Not exec: the shell waits on its foreground child, and a second one runs
