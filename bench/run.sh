@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make bench: install what the peers need, then run bench/run.ts.
 # Env knobs (see bench/README.md): BENCH_RUNS, BENCH_CASES, BENCH_SERVERS,
-# BENCH_RESULTS, BENCH_SPOOL_DIR, BENCH_TIMEOUT (seconds for the whole run, default 5400).
+# BENCH_RESULTS, BENCH_SPOOL_DIR, BENCH_SETTLE_SECONDS, BENCH_REMOVE_SPOOLS,
+# BENCH_TIMEOUT (seconds for the whole run, default 5400).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

@@ -18,7 +18,7 @@
  */
 
 import { type BenchCase, CASES } from "./_cases.ts";
-import { commandOutput, loadAverage, machineFacts, memoryOf } from "./_measure.ts";
+import { commandOutput, loadAverage, machineFacts, memoryOf, progress } from "./_measure.ts";
 import { headlines, legend, type MeasuredRun, type Row, table } from "./_report.ts";
 import { type BenchContext, SERVERS, type ServerSpec, stopAll } from "./_servers.ts";
 
@@ -26,11 +26,6 @@ import { type BenchContext, SERVERS, type ServerSpec, stopAll } from "./_servers
 const MAX_RUNS = 20;
 
 const ENCODER = new TextEncoder();
-
-/** Progress on stderr, so stdout carries only the report. */
-function progress(text: string): void {
-  Deno.stderr.writeSync(ENCODER.encode(`${text}\n`));
-}
 
 function selectCases(text: string | undefined): BenchCase[] {
   if (!text) return CASES;
