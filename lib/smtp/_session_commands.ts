@@ -6,7 +6,7 @@
  */
 
 import { isAuthLine, parseCommand, redactCommand } from "./command.ts";
-import { parseBdatArgs } from "./bdat_decoder.ts";
+import { leadingChunkSize, parseBdatArgs } from "./bdat_decoder.ts";
 import { isMechanism, SaslExchange, type SaslStep } from "./sasl.ts";
 import {
   isRefusal,
@@ -153,12 +153,16 @@ function bdat(s: SessionState, args: string): void {
   const chunk = parseBdatArgs(args);
   const txn = s.txn;
   if (!chunk) {
-    // RFC 3030 §2: an error reply to BDAT fails the transaction.
-    if (txn && s.sinkOpen) {
+    // A line that still gives a size (`BDAT 5 FOO`) is followed by that many
+    // octets: they are consumed and dropped, never read as commands.
+    const size = leadingChunkSize(args);
+    // RFC 3030 §2: an error reply to a BDAT chunk fails the transaction.
+    if (txn && (s.sinkOpen || size !== null)) {
       s.closeSink("rejected");
       txn.failed = true;
     }
-    return s.reply(R.syntaxReply("BDAT size [LAST]"));
+    const syntax = R.syntaxReply("BDAT size [LAST]");
+    return size === null ? s.reply(syntax) : s.startChunk({ size, last: false }, syntax);
   }
   // The chunk's octets always follow; they are consumed whatever the answer (stream sync).
   if (!txn) return s.startChunk(chunk, R.REPLY_NEED_MAIL);

@@ -34,10 +34,35 @@ const BDAT_ARGS_REGEXP = /^(\d+)(?: +(LAST))?$/i;
  */
 export function parseBdatArgs(args: string): BdatArgs | null {
   const match = BDAT_ARGS_REGEXP.exec(args);
-  if (!match) return null;
-  const digits = match[1]!.replace(/^0+(?=\d)/, "");
-  const size = digits.length > EXACT_DIGITS ? Number.MAX_SAFE_INTEGER : Number(digits);
-  return { size, last: match[2] !== undefined };
+  return match ? { size: chunkSize(match[1]!), last: match[2] !== undefined } : null;
+}
+
+/** A chunk-size followed by a space and anything: `5 FOO`, `10 LAST LAST`. */
+const LEADING_SIZE_REGEXP = /^(\d+) /;
+
+/**
+ * The chunk size of a malformed BDAT line that still begins with one
+ * (`BDAT 5 FOO`): the client sends those octets all the same, and read as
+ * commands they would run as commands (RFC 1830 §3, BDAT's first definition:
+ * the receiver "must accept and discard" chunks after a failed one).
+ *
+ * @returns the size, or null when the line gives none (`x`, `+1`, empty)
+ *
+ * @example Usage
+ * ```ts
+ * import { leadingChunkSize } from "./bdat_decoder.ts";
+ * leadingChunkSize("5 FOO"); // 5
+ * leadingChunkSize("x"); // null
+ * ```
+ */
+export function leadingChunkSize(args: string): number | null {
+  const match = LEADING_SIZE_REGEXP.exec(args);
+  return match ? chunkSize(match[1]!) : null;
+}
+
+function chunkSize(text: string): number {
+  const digits = text.replace(/^0+(?=\d)/, "");
+  return digits.length > EXACT_DIGITS ? Number.MAX_SAFE_INTEGER : Number(digits);
 }
 
 /**

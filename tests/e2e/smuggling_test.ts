@@ -63,3 +63,21 @@ Deno.test("e2e: x CR CR LF . CR LF ends the message", async () => {
   assert.ok(msg);
   await assertStored(msg, "x\r\r\n");
 });
+
+Deno.test("e2e: the octets of a malformed BDAT line never run as commands", async () => {
+  await using server = await started();
+  await using c = await server.connect();
+  assert.equal((await c.readReply()).code, 220);
+  // The 10 octets after `BDAT 10 LAST EXTRA` hide a whole transaction's start.
+  const hidden = "RSET\r\nQUIT";
+  await c.send(
+    "EHLO client.example\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\n" +
+      `BDAT ${hidden.length} LAST EXTRA\r\n${hidden}NOOP\r\n`,
+  );
+  const replies = await c.readReplies(5);
+  assert.deepEqual(replies.map((r) => r.code), [250, 250, 250, 501, 250]);
+  assert.match(replies[3]!.raw, /^501 5\.5\.4 /);
+  // Still connected (QUIT was not run), and nothing was stored.
+  assert.equal((await c.command("QUIT")).code, 221);
+  assert.equal((await server.messages()).length, 0);
+});

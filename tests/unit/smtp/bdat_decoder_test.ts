@@ -1,5 +1,5 @@
 import { deepStrictEqual, strictEqual } from "node:assert/strict";
-import { BdatDecoder, parseBdatArgs } from "../../../lib/smtp/bdat_decoder.ts";
+import { BdatDecoder, leadingChunkSize, parseBdatArgs } from "../../../lib/smtp/bdat_decoder.ts";
 
 Deno.test("parseBdatArgs reads the size and a case-insensitive LAST", () => {
   deepStrictEqual(parseBdatArgs("10"), { size: 10, last: false });
@@ -17,6 +17,16 @@ Deno.test("parseBdatArgs reads the size and a case-insensitive LAST", () => {
 Deno.test("parseBdatArgs refuses malformed arguments", () => {
   for (const args of ["", "x", "-1", "1 FIRST", "1 LAST x", "1.5", "+1", "1e3"]) {
     strictEqual(parseBdatArgs(args), null, args);
+  }
+});
+
+Deno.test("leadingChunkSize finds the size a malformed BDAT line still gives", () => {
+  strictEqual(leadingChunkSize("1 FIRST"), 1);
+  strictEqual(leadingChunkSize("10 LAST x"), 10);
+  strictEqual(leadingChunkSize("007 "), 7);
+  strictEqual(leadingChunkSize("99999999999999999999999 x"), Number.MAX_SAFE_INTEGER);
+  for (const args of ["", "x", "-1", "1.5", "+1", "1e3", "1\tLAST", "x 5"]) {
+    strictEqual(leadingChunkSize(args), null, args);
   }
 });
 

@@ -163,6 +163,32 @@ Deno.test("Session BDAT: bad syntax, no transaction, no recipient (bytes still c
   });
 });
 
+Deno.test("Session BDAT: a malformed line that gives a size has its octets dropped, not run", () => {
+  // The chunk's octets would run as commands (RSET, QUIT) if read as a command line.
+  tr(START + "BDAT 10 LAST EXTRA\r\nRSET\r\nQUITBDAT 1 LAST\r\nxRSET\r\n", {
+    replies: [
+      ...STARTED,
+      "501 5.5.4 Syntax: BDAT size [LAST]",
+      "503 5.5.1 Error: transaction failed, send RSET",
+      "250 2.0.0 Ok",
+    ],
+  });
+  // Mid-message: the open body is withdrawn, as for any refused chunk.
+  tr(START + "BDAT 1\r\naBDAT 2 FOO\r\nbcBDAT 1 LAST\r\nd", {
+    replies: [
+      ...STARTED,
+      "250 2.0.0 Ok: 1 octets received",
+      "501 5.5.4 Syntax: BDAT size [LAST]",
+      "503 5.5.1 Error: transaction failed, send RSET",
+    ],
+    aborts: ["rejected"],
+  });
+  // Before MAIL: consumed too, and no transaction to fail.
+  tr("HELO c\r\nBDAT 4 X\r\nQUITNOOP\r\n", {
+    replies: ["250 mx.test", "501 5.5.4 Syntax: BDAT size [LAST]", "250 2.0.0 Ok"],
+  });
+});
+
 Deno.test("Session BDAT: refused message-start fails the transaction until RSET", () => {
   const policy = { messageStart: () => REPLY_SPOOL_UNWRITABLE };
   tr(START + "BDAT 2\r\nabBDAT 2 LAST\r\ncdRSET\r\nMAIL FROM:<a@b>\r\n", {
