@@ -104,12 +104,17 @@ export function isMailbox(text: string): boolean {
 /** RFC 5321 §4.1.3 address literal, without its brackets. */
 function isAddressLiteral(text: string): boolean {
   if (IPV4_REGEXP.test(text)) return isIpv4(text);
-  if (/^IPv6:/i.test(text)) return isIpv6(text.slice(5));
+  // RFC 5321 §4.1.3: "The "::" represents at least 2 16-bit groups of zeros."
+  if (/^IPv6:/i.test(text)) return isIpv6(text.slice(5), 2);
   return GENERAL_LITERAL_REGEXP.test(text);
 }
 
-/** RFC 5321 §4.1.3 IPv6-addr: full, compressed (`::`), optionally ending in IPv4. */
-function isIpv6(text: string): boolean {
+/**
+ * RFC 5321 §4.1.3 IPv6-addr: full, compressed (`::`), optionally ending in
+ * IPv4. `elided`: how many groups `::` must stand for at least (1 as in
+ * RFC 4291 and inet_pton, 2 in RFC 5321's address literals).
+ */
+function isIpv6(text: string, elided = 1): boolean {
   let body = text;
   let groups = 8;
   const lastColon = text.lastIndexOf(":");
@@ -126,7 +131,7 @@ function isIpv6(text: string): boolean {
   if (halves.length === 1) return countGroups(halves[0]!) === groups;
   const head = countGroups(halves[0]!);
   const rest = countGroups(halves[1]!);
-  return head >= 0 && rest >= 0 && head + rest <= groups - 1;
+  return head >= 0 && rest >= 0 && head + rest <= groups - elided;
 }
 
 function isIpv4(text: string): boolean {

@@ -27,6 +27,8 @@ Deno.test("isMailbox accepts RFC 5321 mailboxes", () => {
       "user@[IPv6:2001:db8::1]",
       "user@[IPv6:::ffff:192.0.2.1]",
       "user@[IPv6:1:2:3:4:5:6:7:8]",
+      "user@[IPv6:1:2:3:4:5:6::]",
+      "user@[IPv6:1:2:3:4::1.2.3.4]",
       "user@[tag:stuff]",
       "üser@exämple.com",
     ]
@@ -50,6 +52,10 @@ Deno.test("isMailbox refuses malformed mailboxes", () => {
       "a@[300.1.1.1]",
       "a@[IPv6:1:2:3]",
       "a@[IPv6:1::2::3]",
+      // RFC 5321 §4.1.3: "::" stands for 2 groups at least.
+      "a@[IPv6:1:2:3:4:5:6::7]",
+      "a@[IPv6:1:2:3:4:5:6:7::]",
+      "a@[IPv6:1:2:3:4:5::1.2.3.4]",
       'a"b@c',
       "a@b@c",
     ]
