@@ -178,7 +178,9 @@ function vrfy(s: SessionState, args: string): void {
   if (s.config.acceptRcpt.length === 0) return s.reply(R.REPLY_CANNOT_VRFY);
   // RFC 5321 §3.5.1: a user name or a mailbox. The allow-list judges what was
   // given (a mailbox without its brackets and source route), never its syntax.
-  const bare = args.startsWith("<") && args.endsWith(">") ? args.slice(1, -1) : args;
+  // RFC 6531 §3.7.4.2: VRFY may carry the SMTPUTF8 parameter; it is not part of the name.
+  const name = args.replace(/ +SMTPUTF8$/i, "");
+  const bare = name.startsWith("<") && name.endsWith(">") ? name.slice(1, -1) : name;
   const address = parseRecipient(bare) ?? bare;
   s.reply(s.acceptable(address) ? R.vrfyOkReply(address) : R.recipientRejectedReply(address));
 }

@@ -192,15 +192,21 @@ Deno.test("Session --accept-rcpt: 550 without an event; VRFY answers accordingly
 
 Deno.test("Session VRFY with --accept-rcpt judges a bare user name too (RFC 5321 §3.5.1)", () => {
   const config = testConfig({ acceptRcpt: [/^Ok$/, /@ok\.test$/] });
-  tr("VRFY Ok\r\nVRFY bob\r\nVRFY <Ok>\r\nVRFY Bob Smith\r\nVRFY <@r.test:x@ok.test>\r\n", {
-    replies: [
-      "250 2.1.5 <Ok>",
-      "550 5.1.1 <bob>: Recipient address rejected",
-      "250 2.1.5 <Ok>",
-      "550 5.1.1 <Bob Smith>: Recipient address rejected",
-      "250 2.1.5 <x@ok.test>",
-    ],
-  }, { config });
+  tr(
+    "VRFY Ok\r\nVRFY bob\r\nVRFY <Ok>\r\nVRFY Bob Smith\r\nVRFY <@r.test:x@ok.test>\r\n" +
+      "VRFY x@ok.test smtputf8\r\n",
+    {
+      replies: [
+        "250 2.1.5 <Ok>",
+        "550 5.1.1 <bob>: Recipient address rejected",
+        "250 2.1.5 <Ok>",
+        "550 5.1.1 <Bob Smith>: Recipient address rejected",
+        "250 2.1.5 <x@ok.test>",
+        "250 2.1.5 <x@ok.test>",
+      ],
+    },
+    { config },
+  );
   tr("VRFY Ok\r\n", {
     replies: ["252 2.5.0 Cannot VRFY user, but will accept message and attempt delivery"],
   });
