@@ -188,6 +188,9 @@ export class SpoolWriter {
   #closed = false;
 
   #lock: Deno.FsFile;
+  /** The held lock file's inode and device; null where the OS gives none (Windows). */
+  #lockId: FileId | null;
+  readonly #lockPath: string;
   /** A {@linkcode repair} under way: concurrent failures share it. */
   #repairing: Promise<boolean> | null = null;
 
@@ -197,8 +200,10 @@ export class SpoolWriter {
     lock: Deno.FsFile,
   ) {
     this.#lock = lock;
+    this.#lockId = fileId(lock);
     this.dir = options.dir;
     this.#tmp = joinPath(options.dir, TMP_DIR);
+    this.#lockPath = joinPath(this.#tmp, LOCK_FILE);
     this.#fsync = options.fsync;
     this.#dirSync = new DirSyncer(options.dir);
     this.#ids = new IdGenerator(options.idState);
@@ -269,6 +274,9 @@ export class SpoolWriter {
     if (this.#closed) {
       throw new SpoolError("unwritable", `Cannot write to spool "${this.dir}": writer is closed`);
     }
+    // Another server may have made the spool anew (after an `rm -rf`) while
+    // this one kept serving: take its lock before this body goes to .tmp/.
+    if (this.#lockMoved()) void this.repair().catch(() => {});
     const streamTo = joinPath(this.#tmp, `${this.#tmpPrefix}-${++this.#tmpCount}.eml`);
     return new Sink(streamTo, {
       dir: this.dir,
@@ -279,6 +287,7 @@ export class SpoolWriter {
       hashWorker: this.#hashWorker,
       buffers: this.#buffers,
       commits: this.#commits,
+      holdLock: () => this.#holdLock(),
     });
   }
 
@@ -324,11 +333,11 @@ export class SpoolWriter {
   }
 
   async #recreate(): Promise<boolean> {
-    if (this.#closed || await this.#lockInPlace()) return false;
+    if (this.#closed || this.#lockInPlace()) return false;
     let lock: Deno.FsFile | undefined;
     try {
       await Deno.mkdir(this.#tmp, { recursive: true });
-      lock = await Deno.open(joinPath(this.#tmp, LOCK_FILE), {
+      lock = await Deno.open(this.#lockPath, {
         read: true,
         write: true,
         create: true,
@@ -344,6 +353,7 @@ export class SpoolWriter {
     }
     const old = this.#lock; // its file went with the old .tmp/
     this.#lock = lock;
+    this.#lockId = fileId(lock);
     closeQuietly(old);
     return true;
   }
@@ -354,17 +364,43 @@ export class SpoolWriter {
    * spool may have recreated it, and this writer's lock then sits on a
    * removed file that another server's start-up recovery cannot see.
    */
-  async #lockInPlace(): Promise<boolean> {
-    let there: Deno.FileInfo;
-    try {
-      there = await Deno.stat(joinPath(this.#tmp, LOCK_FILE));
-    } catch (e: unknown) {
-      return !(e instanceof Deno.errors.NotFound); // cannot tell: leave it
-    }
-    const held = await this.#lock.stat().catch(() => null);
+  #lockInPlace(): boolean {
+    const there = this.#lockAtPath();
+    if (there === undefined) return true; // cannot tell: leave it
+    if (there === null) return false;
     // Windows gives no inode numbers: there a lock file in place counts as ours.
-    if (held === null || held.ino === null || there.ino === null) return true;
-    return held.ino === there.ino && held.dev === there.dev;
+    return this.#lockId === null || sameFile(there, this.#lockId);
+  }
+
+  /**
+   * Whether a lock file other than the held one is at the lock's path: the
+   * spool was removed and another writer (a thread, a server) made it anew.
+   * A lock file gone altogether is not "moved": the commit that then fails
+   * gets its 451 and {@linkcode repair} (the log says so).
+   */
+  #lockMoved(): boolean {
+    const there = this.#lockAtPath();
+    return there != null && this.#lockId !== null && !sameFile(there, this.#lockId);
+  }
+
+  /** The lock path's identity; null when nothing is there; undefined when it cannot be told. */
+  #lockAtPath(): FileId | null | undefined {
+    try {
+      const info = Deno.statSync(this.#lockPath);
+      return { ino: info.ino, dev: info.dev };
+    } catch (e: unknown) {
+      return e instanceof Deno.errors.NotFound ? null : undefined;
+    }
+  }
+
+  /**
+   * Before a commit makes files in the spool: the lock at the lock's path is
+   * the one held. Without it, a server started beside this one after the
+   * spool was made anew ran its start-up recovery while this one committed,
+   * and removed the `.eml` of a message about to get its 250.
+   */
+  #holdLock(): Promise<boolean> | null {
+    return this.#lockMoved() ? this.repair() : null;
   }
 
   /**
@@ -396,6 +432,27 @@ interface SinkContext {
   buffers: BufferPool;
   /** Commits between their start and their end, across all sinks of the writer. */
   commits: { inFlight: number };
+  /** Null when the writer holds the lock at the lock's path, else the repair taking it. */
+  holdLock: () => Promise<boolean> | null;
+}
+
+/** A file's identity; `ino` null where the OS gives none (Windows). */
+interface FileId {
+  ino: number | null;
+  dev: number;
+}
+
+function fileId(file: Deno.FsFile): FileId | null {
+  try {
+    const info = file.statSync();
+    return info.ino === null ? null : { ino: info.ino, dev: info.dev };
+  } catch {
+    return null;
+  }
+}
+
+function sameFile(a: FileId, b: FileId): boolean {
+  return a.ino === b.ino && a.dev === b.dev;
 }
 
 class Sink implements MessageSink {
@@ -466,6 +523,8 @@ class Sink implements MessageSink {
     }
     this.#state = "committing";
     this.#ctx.commits.inFlight++;
+    const relock = this.#ctx.holdLock();
+    if (relock) await relock;
     const { dir, tmp, fsync, dirSync } = this.#ctx;
     const id = this.#ctx.ids.next();
     const tmpEml = this.#tmpEml;

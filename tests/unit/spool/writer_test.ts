@@ -321,6 +321,29 @@ Deno.test("SpoolWriter.repair: a writer whose spool another one recreated takes 
   await Deno.remove(dir, { recursive: true });
 });
 
+Deno.test("SpoolWriter: a writer whose spool another one made anew takes the new lock at its next commit", async () => {
+  for (const fsync of [false, true]) {
+    const dir = await Deno.makeTempDir();
+    const first = await SpoolWriter.open({ dir, fsync });
+    const second = await SpoolWriter.open({ dir, fsync, recover: false });
+    await Deno.remove(dir, { recursive: true });
+    assert.equal(await first.repair(), true);
+    // No failure tells the second writer: its commits succeed in the new spool.
+    const sink = second.begin();
+    sink.write(enc("kept"));
+    const meta = await sink.commit(input());
+    await first.close();
+    // Had it kept its lock on the removed file, a server starting now would
+    // run its recovery beside it (and remove the .eml of its next commit).
+    const probe = await Deno.open(`${dir}/.tmp/.lock`, { read: true, write: true });
+    assert.equal(await probe.tryLock(true), false, `fsync ${fsync}`);
+    probe.close();
+    assert.equal(await Deno.readTextFile(`${dir}/${meta.id}.eml`), "kept");
+    await second.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 for (const fsync of [false, true]) {
   for (const [what, bytes] of [["small", 1024], ["streamed", 200 * 1024]] as const) {
     Deno.test(`SpoolWriter: a failed commit of a ${what} body leaves no .eml (fsync ${fsync})`, async () => {
