@@ -453,13 +453,26 @@ async function writeAtomically(what: string, path: string, content: string): Pro
 
 /**
  * Removes a ready file left by an earlier run. A directory is left alone
- * (writing the ready file then fails, naming it).
+ * (writing the ready file then fails, naming it); anything else that is not
+ * a regular file (`/dev/stdout`, a FIFO, a device, a symlink) is refused:
+ * the ready file replaces what is at its path, and that is not ours to remove.
  *
- * @throws {StartupError} When it exists and cannot be removed.
+ * @throws {StartupError} When it exists and cannot or must not be removed.
  */
 async function removeStaleReadyFile(path: string): Promise<void> {
+  let info: Deno.FileInfo;
   try {
-    if ((await Deno.lstat(path)).isDirectory) return;
+    info = await Deno.lstat(path);
+  } catch (e: unknown) {
+    if (e instanceof Deno.errors.NotFound) return;
+    throw new StartupError(`cannot use the ready file ${path}: ${errorReason(e)}`);
+  }
+  if (info.isDirectory) return;
+  if (!info.isFile) {
+    const what = info.isSymlink ? "a symbolic link" : "not a regular file";
+    throw new StartupError(`cannot use the ready file ${path}: ${what}`);
+  }
+  try {
     await Deno.remove(path);
   } catch (e: unknown) {
     if (e instanceof Deno.errors.NotFound) return;

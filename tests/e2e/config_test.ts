@@ -275,6 +275,37 @@ Deno.test("e2e: a ready file that cannot be written exits 1 with one line, leavi
   }
 });
 
+Deno.test({
+  name: "e2e: a ready file path holding a symlink or a FIFO is refused, and left as it was",
+  ignore: Deno.build.os === "windows",
+  fn: async () => {
+    const dir = await Deno.makeTempDir({ prefix: "smtpd-e2e-" });
+    try {
+      await Deno.writeTextFile(`${dir}/target`, "keep");
+      await Deno.symlink(`${dir}/target`, `${dir}/link`);
+      const fifo = await new Deno.Command("mkfifo", { args: [`${dir}/fifo`] }).output();
+      assert.ok(fifo.success);
+      for (const [name, what] of [["link", "a symbolic link"], ["fifo", "not a regular file"]]) {
+        const r = await runCli([
+          "--listen",
+          "127.0.0.1:0",
+          "--spool",
+          `${dir}/spool`,
+          "--ready-file",
+          `${dir}/${name}`,
+        ]);
+        assert.equal(r.code, 1, r.stderr);
+        assertOneLine(r.stderr, new RegExp(`ready file .*/${name}: ${what}`));
+      }
+      assert.ok((await Deno.lstat(`${dir}/link`)).isSymlink);
+      assert.equal(await Deno.readTextFile(`${dir}/target`), "keep");
+      assert.ok((await Deno.lstat(`${dir}/fifo`)).isFifo);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
 Deno.test("e2e: a --timeout or fault delay past 2^31-1 ms is clamped: it waits, and warns nothing", async (t) => {
   // Past ~596 h a timer overflows: it fired after 1 ms, with a warning on stderr each time.
   for (const extra of [[], ["--tls-self-signed"]]) {
