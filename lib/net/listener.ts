@@ -34,6 +34,12 @@ export interface BindOptions {
    * joined); `"join"`: the second thread, binding the port the first got.
    */
   reusePort?: "first" | "join";
+  /**
+   * An accept that failed for the listener, not for one connection (out of
+   * descriptors: EMFILE, ENFILE; out of memory): the connections it could
+   * not take wait in the backlog. Called for every such failure.
+   */
+  onAcceptError?: (e: unknown, listener: BoundListener) => void;
 }
 
 export interface BoundListener {
@@ -109,9 +115,10 @@ export function bindListener(
   onSocket: OnSocket,
   options: BindOptions = {},
 ): Promise<BoundListener> {
+  const acceptFailed = options.onAcceptError ?? (() => {});
   return options.native && !spec.tls
-    ? bindNative(spec, onSocket, options.reusePort)
-    : bindNode(spec, onSocket);
+    ? bindNative(spec, onSocket, acceptFailed, options.reusePort)
+    : bindNode(spec, onSocket, acceptFailed);
 }
 
 /** `host:port`, with an IPv6 host in brackets (the `--listen` form). */
@@ -155,9 +162,12 @@ function listenNative(spec: ListenSpec, reusePort: "first" | "join" | undefined)
   return Deno.listen(reusePortOptions(spec, reusePort !== undefined));
 }
 
+type OnAcceptError = NonNullable<BindOptions["onAcceptError"]>;
+
 function bindNative(
   spec: ListenSpec,
   onSocket: OnSocket,
+  acceptFailed: OnAcceptError,
   reusePort: "first" | "join" | undefined,
 ): Promise<BoundListener> {
   let socket: Deno.TcpListener;
@@ -191,7 +201,9 @@ function bindNative(
         if (closed) return;
         // One connection's own failure: the next is taken at once. Otherwise
         // (out of descriptors and the like) the server must live on, and wait.
-        if (!failedAlone(e)) await new Promise((r) => setTimeout(r, ACCEPT_RETRY_MS));
+        if (failedAlone(e)) continue;
+        acceptFailed(e, listener);
+        await new Promise((r) => setTimeout(r, ACCEPT_RETRY_MS));
         continue;
       }
       onSocket(new NativeSocket(conn), listener);
@@ -200,15 +212,17 @@ function bindNative(
   return Promise.resolve(listener);
 }
 
-function bindNode(spec: ListenSpec, onSocket: OnSocket): Promise<BoundListener> {
+function bindNode(
+  spec: ListenSpec,
+  onSocket: OnSocket,
+  acceptFailed: OnAcceptError,
+): Promise<BoundListener> {
   const server: Server = createServer({ allowHalfOpen: true });
   return new Promise((resolve, reject) => {
     const onError = (e: unknown) => reject(listenError(spec, e));
     server.once("error", onError);
     server.listen({ host: spec.host, port: spec.port, exclusive: true }, () => {
       server.off("error", onError);
-      // Accept errors (EMFILE and the like) must not kill the process.
-      server.on("error", () => {});
       const bound = server.address();
       const port = typeof bound === "object" && bound ? bound.port : spec.port;
       const listener: BoundListener = {
@@ -218,6 +232,10 @@ function bindNode(spec: ListenSpec, onSocket: OnSocket): Promise<BoundListener> 
         tls: spec.tls,
         close: () => new Promise<void>((done) => server.close(() => done())),
       };
+      // Accept errors (EMFILE and the like) must not kill the process.
+      server.on("error", (e: unknown) => {
+        if (!failedAlone(e)) acceptFailed(e, listener);
+      });
       server.on("connection", (socket: Socket) => onSocket(socket, listener));
       resolve(listener);
     });

@@ -58,6 +58,9 @@ function plainAddress(address: string | undefined): string {
   return address.startsWith("::ffff:") && address.includes(".") ? address.slice(7) : address;
 }
 
+/** At most one "cannot accept" warning this often. */
+const ACCEPT_WARN_MS = 10_000;
+
 /** Which thread a `Server` is (threads.ts). */
 interface Thread {
   shared: SharedState;
@@ -82,6 +85,9 @@ export class Server {
   #counters: ConnectionCounters;
   #helper: HelperThread | null = null;
   #storedCount = 0;
+  /** When the last "cannot accept" warning was logged, and failures since. */
+  #acceptWarnedAt = -Infinity;
+  #acceptFailures = 0;
   #stopping: Promise<void> | null = null;
   #resolveFinished!: () => void;
   readonly finished: Promise<void>;
@@ -127,8 +133,13 @@ export class Server {
         const native = this.#setup.tls === null;
         const accept = (socket: WireSocket, l: BoundListener) => this.#accept(socket, l);
         const reusePort = this.#thread.reusePort;
+        const onAcceptError = (e: unknown, l: BoundListener) => this.#acceptFailed(e, l);
         this.#listeners.push(
-          await bindListener(spec, accept, { native, ...(reusePort ? { reusePort } : {}) }),
+          await bindListener(spec, accept, {
+            native,
+            onAcceptError,
+            ...(reusePort ? { reusePort } : {}),
+          }),
         );
       }
     } catch (e: unknown) {
@@ -136,6 +147,25 @@ export class Server {
       if (e instanceof ListenError) throw new StartupError(e.message);
       throw e;
     }
+  }
+
+  /**
+   * Out of descriptors (EMFILE) or the like: new connections wait in the
+   * kernel's backlog, unanswered, until a connection ends. Said at most once
+   * every ACCEPT_WARN_MS, with the count of failures since, not 20 a second.
+   */
+  #acceptFailed(e: unknown, listener: BoundListener): void {
+    this.#acceptFailures++;
+    const now = performance.now();
+    if (now - this.#acceptWarnedAt < ACCEPT_WARN_MS) return;
+    this.#logger.warn("cannot accept connections: they wait unanswered", {
+      listener: hostPort(listener.address, listener.port),
+      error: errorReason(e),
+      failures: this.#acceptFailures,
+      connections: this.#connections.size,
+    });
+    this.#acceptWarnedAt = now;
+    this.#acceptFailures = 0;
   }
 
   /** The primary's helper thread, drained and stopped with it. */

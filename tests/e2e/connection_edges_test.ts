@@ -5,6 +5,7 @@
  */
 
 import assert from "node:assert/strict";
+import { findOnPath } from "../helpers/clients.ts";
 import { poll, startServer } from "../helpers/launcher.ts";
 import { RawClient } from "../helpers/raw_client.ts";
 
@@ -153,4 +154,28 @@ for _ in range(200):
   } finally {
     await client.close();
   }
+});
+
+const PRLIMIT = Deno.build.os === "windows" ? null : findOnPath("prlimit");
+
+// Deno's own listener only: Deno 2.9.6's node:net (the listener with TLS
+// configured) retries a failed accept without telling (README).
+Deno.test({
+  name: "e2e: out of descriptors, the server says so in its log and serves again after",
+  ignore: PRLIMIT === null,
+  fn: async () => {
+    await using server = await startServer([], { wrapper: [PRLIMIT!, "--nofile=60"] });
+    const clients: RawClient[] = [];
+    try {
+      // More than the descriptors left: the rest wait in the backlog.
+      for (let i = 0; i < 70; i++) clients.push(await RawClient.connect(server.port));
+      await server.waitForStderr(/cannot accept connections: .*Too many open files/);
+      for (const c of clients.splice(0)) await c.close();
+      const after = await RawClient.connect(server.port);
+      clients.push(after);
+      assert.equal((await after.readReply(5000)).code, 220);
+    } finally {
+      for (const c of clients) await c.close();
+    }
+  },
 });
