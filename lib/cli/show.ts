@@ -34,9 +34,15 @@ export async function runShow(
   }
   let file: Deno.FsFile;
   try {
+    // Opening a FIFO (or a device) by that name would wait for a writer forever.
+    if (!(await Deno.stat(reader.emlPath(meta.id))).isFile) {
+      throw new RunError(`message "${args.id}": its .eml is not a regular file`);
+    }
     file = await Deno.open(reader.emlPath(meta.id));
   } catch (e: unknown) {
-    if (e instanceof Deno.errors.NotFound) throw new RunError(`no message "${args.id}"`);
+    if (e instanceof Deno.errors.NotFound) {
+      throw new RunError(`message "${args.id}" has no .eml (removed by hand?)`);
+    }
     throw e;
   }
   // Streamed: a message may be as large as --max-size.

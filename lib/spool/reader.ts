@@ -126,7 +126,8 @@ export class SpoolReader {
     const ids: string[] = [];
     try {
       for await (const entry of Deno.readDir(this.dir)) {
-        if (!entry.name.endsWith(".json") || entry.isDirectory) continue;
+        // Not a directory, nor a FIFO or device: reading one would hang or fail.
+        if (!entry.name.endsWith(".json") || !(entry.isFile || entry.isSymlink)) continue;
         const id = entry.name.slice(0, -".json".length);
         if (isMessageId(id)) ids.push(id);
       }

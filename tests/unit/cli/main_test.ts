@@ -291,6 +291,30 @@ Deno.test("run show exits 1 for an unknown message", async () => {
   });
 });
 
+Deno.test({
+  name: "run show: a .eml removed by hand, or a FIFO in its place, is one line and exit 1",
+  ignore: Deno.build.os === "windows",
+  fn: async () => {
+    await withSpool(async (dir) => {
+      await Deno.remove(`${dir}/${ID_1}.eml`);
+      let io = capture();
+      assert.equal(await run(["show", ID_1, "--spool", dir], {}, io), 1);
+      assert.equal(io.err, `smtpd: message "${ID_1}" has no .eml (removed by hand?)\n`);
+      const fifo = await new Deno.Command("mkfifo", { args: [`${dir}/${ID_1}.eml`] }).output();
+      assert.ok(fifo.success);
+      io = capture();
+      assert.equal(await run(["show", ID_1, "--spool", dir], {}, io), 1);
+      assert.equal(io.err, `smtpd: message "${ID_1}": its .eml is not a regular file\n`);
+      // A FIFO named like metadata is no message: list does not wait on it.
+      await new Deno.Command("mkfifo", { args: [`${dir}/01KAQ3Z9X8M4N5P6Q7R8S9T0ZZ.json`] })
+        .output();
+      io = capture();
+      assert.equal(await run(["list", "--spool", dir], {}, io), 0);
+      assert.doesNotMatch(io.out, /01KAQ3Z9X8M4N5P6Q7R8S9T0ZZ/);
+    });
+  },
+});
+
 Deno.test("run wait prints the IDs of every matching message", async () => {
   await withSpool(async (dir) => {
     const io = capture();
