@@ -16,10 +16,34 @@ const SEP = IS_WINDOWS ? "\\" : "/";
  * @returns The absolute path, without a trailing separator.
  */
 export function absolutePath(dir: string): string {
-  const absolute = IS_WINDOWS ? /^([A-Za-z]:[\\/]|[\\/]{2})/.test(dir) : dir.startsWith("/");
-  const path = absolute ? dir : joinPath(Deno.cwd(), dir);
-  const trimmed = path.replace(IS_WINDOWS ? /[\\/]+$/ : /\/+$/, "");
-  return trimmed === "" || /^[A-Za-z]:$/.test(trimmed) ? trimmed + SEP : trimmed;
+  if (IS_WINDOWS) return windowsAbsolute(dir, Deno.cwd());
+  const path = dir.startsWith("/") ? dir : joinPath(Deno.cwd(), dir);
+  const trimmed = path.replace(/\/+$/, "");
+  return trimmed === "" ? SEP : trimmed;
+}
+
+/**
+ * Windows' forms: `C:\mail` and `\\server\share` are absolute; `\mail`
+ * (or `/mail`) is rooted on the working directory's drive; `D:mail` is
+ * relative to drive D's working directory, taken as D's root unless D is the
+ * working directory's drive; anything else is relative to `cwd`.
+ *
+ * @param dir A path.
+ * @param cwd The working directory (absolute, with its drive).
+ * @returns The absolute path, without a trailing separator except a root's.
+ */
+export function windowsAbsolute(dir: string, cwd: string): string {
+  const drive = /^[A-Za-z]:/.exec(cwd)?.[0] ?? "";
+  const base = cwd.replace(/[\\/]+$/, "");
+  let path: string;
+  if (/^[A-Za-z]:[\\/]/.test(dir) || /^[\\/]{2}/.test(dir)) path = dir;
+  else if (/^[\\/]/.test(dir)) path = drive + dir;
+  else if (/^[A-Za-z]:/.test(dir)) {
+    const here = dir.slice(0, 2).toUpperCase() === drive.toUpperCase();
+    path = `${here ? base : dir.slice(0, 2)}\\${dir.slice(2)}`;
+  } else path = `${base}\\${dir}`;
+  const trimmed = path.replace(/[\\/]+$/, "");
+  return /^[A-Za-z]:$/.test(trimmed) || trimmed === "" ? `${trimmed}\\` : trimmed;
 }
 
 /**

@@ -1,5 +1,11 @@
 import assert from "node:assert/strict";
-import { absolutePath, DirSyncer, joinPath, renameOver } from "../../../lib/spool/fsync.ts";
+import {
+  absolutePath,
+  DirSyncer,
+  joinPath,
+  renameOver,
+  windowsAbsolute,
+} from "../../../lib/spool/fsync.ts";
 
 const POSIX = Deno.build.os !== "windows";
 
@@ -78,4 +84,23 @@ Deno.test("renameOver replaces an existing file", async () => {
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("windowsAbsolute knows drive, UNC, rooted and drive-relative paths", () => {
+  const cwd = "C:\\work\\app";
+  const cases: [string, string][] = [
+    ["D:\\mail\\", "D:\\mail"],
+    ["D:/mail", "D:/mail"],
+    ["\\\\srv\\share\\mail", "\\\\srv\\share\\mail"],
+    // Rooted without a drive: on the working directory's drive, not under it.
+    ["\\mail", "C:\\mail"],
+    ["/tmp/mail", "C:/tmp/mail"],
+    ["spool", "C:\\work\\app\\spool"],
+    ["c:spool", "C:\\work\\app\\spool"],
+    ["D:spool", "D:\\spool"],
+    ["D:\\", "D:\\"],
+    ["D:", "D:\\"],
+  ];
+  for (const [dir, want] of cases) assert.equal(windowsAbsolute(dir, cwd), want, dir);
+  assert.equal(windowsAbsolute("spool", "C:\\"), "C:\\spool");
 });
