@@ -120,5 +120,10 @@ export function parseHostPort(text: string): HostPort {
       `Cannot use "${text}": "${match[2]}" is not a host name or address`,
     );
   }
+  const quad = /^(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(match[2] ?? "");
+  if (quad && quad.slice(1).some((n) => Number(n) > 255)) {
+    // All digits is never a host name (RFC 1123 §2.1): a mistyped address, not one to look up.
+    throw new SyntaxError(`Cannot use "${text}": "${match[2]}" is not an IPv4 address`);
+  }
   return { host: match[1] ?? match[2]!, port };
 }

@@ -49,11 +49,27 @@ Deno.test("parseHostPort reads names, IPv4 and bracketed IPv6", () => {
 });
 
 Deno.test("parseHostPort refuses a host no name or address can be", () => {
-  for (const bad of ["*:41160", ":25", "a b:25", "a/b:25", "host/24:25", "a*b:25", " :25"]) {
+  for (
+    const bad of [
+      "*:41160",
+      ":25",
+      "a b:25",
+      "a/b:25",
+      "host/24:25",
+      "a*b:25",
+      " :25",
+      "999.1.1.1:25",
+    ]
+  ) {
     assert.throws(() => parseHostPort(bad), SyntaxError, bad);
   }
   assert.throws(
     () => parseHostPort("*:41160"),
     { message: 'Cannot use "*:41160": "*" is not a host name or address' },
   );
+  assert.throws(
+    () => parseHostPort("1.2.3.256:25"),
+    { message: 'Cannot use "1.2.3.256:25": "1.2.3.256" is not an IPv4 address' },
+  );
+  assert.deepEqual(parseHostPort("10.0.0.255:25"), { host: "10.0.0.255", port: 25 });
 });
