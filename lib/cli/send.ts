@@ -120,11 +120,17 @@ export function parseSendFlags(values: Values, positionals: string[]): SendFlags
 }
 
 async function readCa(path: string): Promise<string> {
+  let text: string;
   try {
-    return await Deno.readTextFile(path);
+    text = await Deno.readTextFile(path);
   } catch (e: unknown) {
     throw new RunError(`send: cannot read --ca ${path}: ${(e as Error).message}`);
   }
+  // TLS would ignore it silently and fail later with "UnknownIssuer", naming nothing.
+  if (!text.includes("-----BEGIN CERTIFICATE-----")) {
+    throw new RunError(`send: --ca ${path} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`);
+  }
+  return text;
 }
 
 /**

@@ -543,3 +543,19 @@ Deno.test("run serves until --exit-after, and send, list and show work against i
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("run send: a --ca file without a PEM certificate is named, before any connection", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/ca.txt`, "root:x:0:0:root:/root:/bin/sh\n");
+    const io = capture();
+    const args = ["send", "--server", "127.0.0.1:1", "--from", "a@x", "--to", "b@x"];
+    assert.equal(await run([...args, "--ca", `${dir}/ca.txt`, "-"], {}, io), 1);
+    assert.equal(
+      io.err,
+      `smtpd: send: --ca ${dir}/ca.txt holds no PEM certificate (-----BEGIN CERTIFICATE-----)\n`,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
