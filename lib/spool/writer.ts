@@ -380,7 +380,8 @@ export class SpoolWriter {
    */
   #lockMoved(): boolean {
     const there = this.#lockAtPath();
-    return there != null && this.#lockId !== null && !sameFile(there, this.#lockId);
+    if (there === null || there === undefined || this.#lockId === null) return false;
+    return !sameFile(there, this.#lockId);
   }
 
   /** The lock path's identity; null when nothing is there; undefined when it cannot be told. */
