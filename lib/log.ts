@@ -1,12 +1,16 @@
 /**
  * The only writer of log lines (SPEC §5): one line per event, `text` or
- * `json`, to stderr or a file. Writes are synchronous so that a line is out
- * before the process exits and lines never interleave.
+ * `json`, to stderr or a file. File writes are synchronous. stderr lines are
+ * queued and written by asynchronous writes, whole lines at a time, so a
+ * stderr pipe nobody reads (a test fixture's `Popen(stderr=PIPE)`) never
+ * stops the server; {@linkcode flushStderr} lets the lines out before exit.
  *
  * @module
  */
 
-import { encodeShared, writeAllSync } from "./bytes.ts";
+import { encodeShared } from "./bytes.ts";
+
+const ENCODER = new TextEncoder();
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
 export type LogFormat = "text" | "json";
@@ -47,13 +51,103 @@ export interface LoggerOptions {
   now?: () => Date;
 }
 
-/** Write to stderr synchronously; a closed stderr is not worth a crash. */
-export function stderrSink(line: string): void {
-  try {
-    writeAllSync(Deno.stderr, encodeShared(line + "\n"));
-  } catch {
-    // stderr gone (EPIPE): nothing sensible left to do with a log line.
+/** Most characters waiting for stderr; past it lines are dropped, and counted. */
+const STDERR_BACKLOG_CHARS = 1 << 20;
+
+/**
+ * One write's worth: whole lines up to PIPE_BUF, so that on a pipe shared
+ * with the other serving thread no write lands inside another.
+ */
+const STDERR_WRITE_CHARS = 4096;
+
+/**
+ * Lines for stderr, written in order by one asynchronous write at a time.
+ * Deno runs those off the event loop, so a full pipe holds back the lines,
+ * not the server (a synchronous write there blocked every session, and the
+ * signals that should stop it).
+ */
+class StderrQueue {
+  #lines: string[] = [];
+  #chars = 0;
+  /** Lines dropped since the queue was last full, told once it has room again. */
+  #dropped = 0;
+  #writing: Promise<void> | null = null;
+  /** stderr is closed (EPIPE): lines are dropped silently from then on. */
+  #gone = false;
+
+  /**
+   * @param line A finished line.
+   * @param notice Renders the line that tells how many lines were dropped
+   *   before this one, in the logger's format.
+   */
+  push(line: string, notice: (dropped: number) => string): void {
+    if (this.#gone) return;
+    if (this.#chars + line.length >= STDERR_BACKLOG_CHARS) {
+      this.#dropped++;
+      return;
+    }
+    if (this.#dropped > 0) {
+      this.#add(notice(this.#dropped));
+      this.#dropped = 0;
+    }
+    this.#add(line);
   }
+
+  #add(line: string): void {
+    this.#lines.push(line);
+    this.#chars += line.length + 1;
+    this.#writing ??= this.#drain();
+  }
+
+  async #drain(): Promise<void> {
+    try {
+      while (this.#lines.length > 0) {
+        let batch = "";
+        let taken = 0;
+        while (
+          taken < this.#lines.length &&
+          (batch === "" || batch.length + this.#lines[taken]!.length < STDERR_WRITE_CHARS)
+        ) batch += this.#lines[taken++] + "\n";
+        this.#lines.splice(0, taken);
+        this.#chars -= batch.length;
+        // Its own array: the shared one is reused while this write waits.
+        const bytes = ENCODER.encode(batch);
+        for (let off = 0; off < bytes.length;) off += await Deno.stderr.write(bytes.subarray(off));
+      }
+    } catch {
+      // stderr gone (EPIPE): nothing sensible left to do with a log line.
+      this.#gone = true;
+      this.#lines = [];
+      this.#chars = 0;
+    } finally {
+      this.#writing = null;
+    }
+  }
+
+  /** Resolves once every queued line is written, or after `ms`. */
+  async flush(ms: number): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<void>((resolve) => timer = setTimeout(resolve, ms));
+    try {
+      while (this.#writing !== null) {
+        if (await Promise.race([this.#writing.then(() => false), late.then(() => true)])) return;
+      }
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+const STDERR = new StderrQueue();
+
+/**
+ * Waits until the log lines queued for stderr are written, at most `ms`
+ * (a pipe nobody reads would keep them forever). Call it before exiting.
+ *
+ * @param ms The longest wait.
+ */
+export function flushStderr(ms = 1000): Promise<void> {
+  return STDERR.flush(ms);
 }
 
 /**
@@ -122,8 +216,12 @@ export class Logger {
   constructor(options: LoggerOptions = {}) {
     this.#level = LEVEL_ORDER[options.level ?? "info"];
     this.#format = options.format ?? "text";
-    this.#sink = options.sink ?? stderrSink;
-    this.#fallback = options.fallback ?? stderrSink;
+    // stderr tells of lines it dropped in this logger's format.
+    const notice = (dropped: number) =>
+      this.#render("warn", "log lines dropped: stderr was not read", { dropped });
+    const stderr: LogSink = (line) => STDERR.push(line, notice);
+    this.#sink = options.sink ?? stderr;
+    this.#fallback = options.fallback ?? stderr;
     this.#now = options.now ?? null;
   }
 

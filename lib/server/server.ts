@@ -8,7 +8,14 @@
 
 import { Socket } from "node:net";
 import { join, resolve } from "node:path";
-import { fileSink, type LogFormat, Logger, type LogLevel, type LogSink } from "../log.ts";
+import {
+  fileSink,
+  flushStderr,
+  type LogFormat,
+  Logger,
+  type LogLevel,
+  type LogSink,
+} from "../log.ts";
 import { Connection, EXPIRE_GRACE_MS } from "../net/connection.ts";
 import { bindListener, type BoundListener, hostPort, ListenError } from "../net/listener.ts";
 import type { WireSocket } from "../net/wire_socket.ts";
@@ -58,6 +65,10 @@ function plainAddress(address: string | undefined): string {
   return address.startsWith("::ffff:") && address.includes(".") ? address.slice(7) : address;
 }
 
+/** How long the last log lines may take to reach stderr at exit (a second signal: less). */
+const FLUSH_MS = 1000;
+const ABORT_FLUSH_MS = 100;
+
 /** At most one "cannot accept" warning this often. */
 const ACCEPT_WARN_MS = 10_000;
 
@@ -89,6 +100,7 @@ export class Server {
   #acceptWarnedAt = -Infinity;
   #acceptFailures = 0;
   #stopping: Promise<void> | null = null;
+  #aborted = false;
   #resolveFinished!: () => void;
   readonly finished: Promise<void>;
 
@@ -389,6 +401,7 @@ export class Server {
 
   /** Second signal: drop everything now. */
   abort(): void {
+    this.#aborted = true;
     this.#helper?.abort();
     for (const c of this.#connections) c.destroy("shutdown");
     for (const s of this.#handshaking) s.destroy();
@@ -428,6 +441,9 @@ export class Server {
     await this.#spool.close();
     this.#helper?.stop();
     if (primary) this.#logger.info("stopped", { stored });
+    // The last lines out before the process exits; briefly after a second
+    // signal, or when nobody reads the stderr pipe.
+    await flushStderr(this.#aborted ? ABORT_FLUSH_MS : FLUSH_MS);
     this.#resolveFinished();
   }
 
@@ -673,6 +689,8 @@ export async function serve(options: ServeOptions = {}): Promise<ServerHandle> {
     return await start(options, held?.received ?? (() => 0));
   } catch (e: unknown) {
     if (e instanceof StartupError) logStartupFailure(options, e);
+    // Lines logged before the failure come before the caller's one-line error.
+    await flushStderr();
     throw e;
   } finally {
     held?.release();

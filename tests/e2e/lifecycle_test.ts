@@ -10,7 +10,9 @@ import {
   ehloed,
   mainArgs,
   poll,
+  readReadyFile,
   readSpool,
+  READY_TIMEOUT_MS,
   runCli,
   started,
   startServer,
@@ -342,6 +344,62 @@ Deno.test({
     assert.match(log, /listening .*\n.*signal received: draining/);
     assert.match(log, /stopped stored=0/);
   } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("e2e: a stderr pipe nobody reads neither stops serving nor the SIGTERM exit", async () => {
+  // A test fixture's Popen(stderr=PIPE) that never reads: once the pipe
+  // (64 KiB) was full, a synchronous log write held the whole server.
+  const dir = await Deno.makeTempDir({ prefix: "smtpd-e2e-" });
+  const child = new Deno.Command(Deno.execPath(), {
+    args: mainArgs([
+      "--listen",
+      "127.0.0.1:0",
+      "--spool",
+      `${dir}/spool`,
+      "--ready-file",
+      `${dir}/ready.json`,
+      "--log-level",
+      "debug",
+    ]),
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped", // and never read
+  }).spawn();
+  try {
+    const ready = await poll(
+      "the ready file",
+      READY_TIMEOUT_MS,
+      () => readReadyFile(`${dir}/ready.json`),
+    );
+    const port = ready.listeners[0]!.port;
+    // Each session logs a dozen debug lines, about 2 KiB: 100 sessions fill the pipe many times.
+    for (let i = 0; i < 100; i++) {
+      const c = await RawClient.connect(port);
+      try {
+        assert.equal((await c.readReply(5000)).code, 220, `session ${i}`);
+        await c.send("NOOP\r\nNOOP\r\nNOOP\r\nNOOP\r\nQUIT\r\n");
+        assert.equal((await c.readReplies(5, 5000)).at(-1)!.code, 221);
+      } finally {
+        await c.close();
+      }
+    }
+    child.kill("SIGTERM");
+    const exited = await Promise.race([
+      child.status,
+      new Promise<null>((r) => setTimeout(() => r(null), 8000)),
+    ]);
+    assert.ok(exited !== null, "no exit within 8 s of SIGTERM");
+    assert.equal(exited.code, 0);
+  } finally {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // Exited already.
+    }
+    await child.status;
+    await child.stderr.cancel();
     await Deno.remove(dir, { recursive: true });
   }
 });
