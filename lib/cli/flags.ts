@@ -355,6 +355,7 @@ function serveOptions(
       : checked(label, () => convert(spec.kind, text));
   }
   const serve = options as ServeOptions;
+  preferCommandLineTls(serve, envNames);
   const named = (flag: string) => envNames[flag] ?? flag;
   const tls = serve.tlsCert !== undefined || serve.tlsSelfSigned === true;
   if (serve.tlsCert !== undefined && serve.tlsKey === undefined) {
@@ -383,6 +384,29 @@ function serveOptions(
     );
   }
   return { options: serve, envNames };
+}
+
+/**
+ * Flags win over variables (SPEC §2), also between the two ways to get a
+ * certificate: `--tls-cert`/`--tls-key` on the command line set aside
+ * `SMTPD_TLS_SELF_SIGNED`, and `--tls-self-signed` sets aside
+ * `SMTPD_TLS_CERT`/`SMTPD_TLS_KEY`. Both from one source still conflict.
+ */
+function preferCommandLineTls(serve: ServeOptions, envNames: Record<string, string>): void {
+  const fromFlag = (flag: string, set: boolean) => set && envNames[flag] === undefined;
+  const filesByFlag = fromFlag("--tls-cert", serve.tlsCert !== undefined) ||
+    fromFlag("--tls-key", serve.tlsKey !== undefined);
+  if (filesByFlag && envNames["--tls-self-signed"] !== undefined) {
+    delete serve.tlsSelfSigned;
+    delete envNames["--tls-self-signed"];
+  }
+  if (fromFlag("--tls-self-signed", serve.tlsSelfSigned === true)) {
+    for (const [flag, key] of [["--tls-cert", "tlsCert"], ["--tls-key", "tlsKey"]] as const) {
+      if (envNames[flag] === undefined) continue;
+      delete serve[key];
+      delete envNames[flag];
+    }
+  }
 }
 
 const SPOOL_FLAG: Record<string, FlagSpec> = { spool: { kind: "string" } };

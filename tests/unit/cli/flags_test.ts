@@ -317,12 +317,29 @@ Deno.test("parseCommandLine names the variable and its flag in a bad variable's 
     "SMTPD_TLS_CERT (--tls-cert): needs --tls-key as well",
   );
   assert.equal(
-    usage(["--tls-cert", "c.pem", "--tls-key", "k.pem"], { SMTPD_TLS_SELF_SIGNED: "1" }),
+    usage([], { SMTPD_TLS_CERT: "c.pem", SMTPD_TLS_KEY: "k.pem", SMTPD_TLS_SELF_SIGNED: "1" }),
     "SMTPD_TLS_SELF_SIGNED (--tls-self-signed): cannot be combined with --tls-cert/--tls-key",
   );
   assert.equal(
     usage(["--tls-cert", "c.pem"], { SMTPD_TLS_CERT: "d.pem" }),
     "--tls-cert: needs --tls-key as well",
+  );
+});
+
+Deno.test("parseCommandLine: a certificate on the command line sets aside the variables' one", () => {
+  // Flags win over variables (SPEC §2), also across --tls-self-signed and --tls-cert/--tls-key.
+  assert.deepEqual(
+    serve(["--tls-cert", "c.pem", "--tls-key", "k.pem"], { SMTPD_TLS_SELF_SIGNED: "1" }),
+    { tlsCert: "c.pem", tlsKey: "k.pem" },
+  );
+  assert.deepEqual(
+    serve(["--tls-self-signed"], { SMTPD_TLS_CERT: "c.pem", SMTPD_TLS_KEY: "k.pem" }),
+    { tlsSelfSigned: true },
+  );
+  // Half a pair on the command line still takes its other half from a variable.
+  assert.deepEqual(
+    serve(["--tls-cert", "c.pem"], { SMTPD_TLS_KEY: "k.pem", SMTPD_TLS_SELF_SIGNED: "yes" }),
+    { tlsCert: "c.pem", tlsKey: "k.pem" },
   );
 });
 
