@@ -72,6 +72,12 @@ export interface PurgeOptions {
   olderThanMs?: number;
   /** Default: the current time. */
   now?: Date;
+  /**
+   * A message that cannot be removed (an immutable file, a read-only
+   * directory) is reported here and the purge goes on; without it the
+   * first such failure rejects.
+   */
+  onFailure?: (id: string, error: unknown) => void;
 }
 
 /**
@@ -289,11 +295,15 @@ export class SpoolReader {
       if (options.olderThanMs !== undefined && !(now - idTime(id) >= options.olderThanMs)) {
         continue;
       }
+      const failed = (e: unknown) => {
+        if (!options.onFailure) throw e;
+        options.onFailure(id, e);
+      };
       try {
         await Deno.remove(this.metaPath(id));
       } catch (e: unknown) {
-        if (e instanceof Deno.errors.NotFound) continue; // a concurrent purge got it
-        throw e;
+        if (!(e instanceof Deno.errors.NotFound)) failed(e); // NotFound: a concurrent purge got it
+        continue;
       }
       removed++;
       try {
@@ -301,7 +311,7 @@ export class SpoolReader {
         const eml = this.emlPath(id);
         if (!(await Deno.lstat(eml)).isDirectory) await Deno.remove(eml);
       } catch (e: unknown) {
-        if (!(e instanceof Deno.errors.NotFound)) throw e;
+        if (!(e instanceof Deno.errors.NotFound)) failed(e);
       }
     }
     return removed;

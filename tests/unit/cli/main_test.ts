@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { type Io, run, VERSION } from "../../../lib/cli/main.ts";
+import { findOnPath } from "../../helpers/clients.ts";
 import { poll, readReadyFile } from "../../helpers/launcher.ts";
 
 const decoder = new TextDecoder();
@@ -371,6 +372,31 @@ Deno.test("run purge says message for one", async () => {
     assert.equal(await run(["purge", "--spool", dir], {}, io), 0);
     assert.equal(io.out, "purged 1 message\n");
   });
+});
+
+const CHATTR = Deno.build.os === "linux" && Deno.uid() === 0 ? findOnPath("chattr") : null;
+
+Deno.test({
+  name: "run purge: a message that cannot be removed keeps no other, and exits 1 naming it",
+  // An immutable file is the one thing root cannot remove (chattr +i).
+  ignore: CHATTR === null,
+  fn: async () => {
+    await withSpool(async (dir) => {
+      const chattr = (flag: string) =>
+        new Deno.Command(CHATTR!, { args: [flag, `${dir}/${ID_1}.json`] }).output();
+      if (!(await chattr("+i")).success) return; // a file system without the attribute (tmpfs)
+      try {
+        const io = capture();
+        assert.equal(await run(["purge", "--spool", dir], {}, io), 1);
+        assert.equal(io.out, "purged 1 message\n");
+        assert.equal(io.err, `smtpd: could not remove message ${ID_1}: Operation not permitted\n`);
+        assert.ok(await Deno.stat(`${dir}/${ID_1}.json`));
+        await assert.rejects(Deno.stat(`${dir}/${ID_2}.json`), Deno.errors.NotFound);
+      } finally {
+        await chattr("-i");
+      }
+    });
+  },
 });
 
 Deno.test("run send exits 1 with one line when the server is unreachable", async () => {
