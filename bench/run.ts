@@ -18,7 +18,14 @@
  */
 
 import { type BenchCase, CASES } from "./_cases.ts";
-import { commandOutput, loadAverage, machineFacts, memoryOf, progress } from "./_measure.ts";
+import {
+  commandOutput,
+  loadAverage,
+  machineFacts,
+  memoryOf,
+  probeDirs,
+  progress,
+} from "./_measure.ts";
 import { headlines, legend, type MeasuredRun, type Row, table } from "./_report.ts";
 import { type BenchContext, SERVERS, type ServerSpec, stopAll } from "./_servers.ts";
 
@@ -254,7 +261,7 @@ async function main(): Promise<number> {
   // `make test` runs `deno fmt --check` over the tree, RESULTS.md included.
   await commandOutput([context.deno, "fmt", "--quiet", resultsPath], "");
   progress(`wrote ${resultsPath}`);
-  for (const spool of spoolsToRemove) await removeSpool(spool);
+  for (const spool of [...spoolsToRemove, ...probeDirs]) await removeSpool(spool);
   // A peer that fails a case is a result (the table shows why); smtpd failing is not.
   const failed = rows.filter((row) => row.error !== null && row.server.startsWith("smtpd"));
   return failed.length > 0 ? 1 : 0;

@@ -51,14 +51,17 @@ export interface LoggerOptions {
   now?: () => Date;
 }
 
-/** Most characters waiting for stderr; past it lines are dropped, and counted. */
-const STDERR_BACKLOG_CHARS = 1 << 20;
+/** Most bytes waiting for stderr; past it lines are dropped, and counted. */
+const STDERR_BACKLOG_BYTES = 1 << 20;
 
 /**
  * One write's worth: whole lines up to PIPE_BUF, so that on a pipe shared
  * with the other serving thread no write lands inside another.
  */
-const STDERR_WRITE_CHARS = 4096;
+const STDERR_WRITE_BYTES = 4096;
+
+/** After a failed write that was not EPIPE (EAGAIN on a non-blocking pipe), wait this long. */
+const STDERR_RETRY_MS = 50;
 
 /**
  * Lines for stderr, written in order by one asynchronous write at a time.
@@ -67,10 +70,13 @@ const STDERR_WRITE_CHARS = 4096;
  * signals that should stop it).
  */
 class StderrQueue {
-  #lines: string[] = [];
-  #chars = 0;
+  /** Encoded lines, each with its "\n"; `#lines[#head…]` not yet written. */
+  #lines: Uint8Array[] = [];
+  #head = 0;
+  #bytes = 0;
   /** Lines dropped since the queue was last full, told once it has room again. */
   #dropped = 0;
+  #notice: ((dropped: number) => string) | null = null;
   #writing: Promise<void> | null = null;
   /** stderr is closed (EPIPE): lines are dropped silently from then on. */
   #gone = false;
@@ -82,57 +88,97 @@ class StderrQueue {
    */
   push(line: string, notice: (dropped: number) => string): void {
     if (this.#gone) return;
-    if (this.#chars + line.length >= STDERR_BACKLOG_CHARS) {
+    // Its own array: the shared one is reused while a write waits.
+    const bytes = ENCODER.encode(line + "\n");
+    if (this.#bytes + bytes.length > STDERR_BACKLOG_BYTES) {
       this.#dropped++;
+      this.#notice = notice;
       return;
     }
-    if (this.#dropped > 0) {
-      this.#add(notice(this.#dropped));
-      this.#dropped = 0;
-    }
-    this.#add(line);
+    this.#tellDropped(notice);
+    this.#add(bytes);
   }
 
-  #add(line: string): void {
-    this.#lines.push(line);
-    this.#chars += line.length + 1;
+  #tellDropped(notice: ((dropped: number) => string) | null): void {
+    if (this.#dropped === 0 || notice === null) return;
+    this.#add(ENCODER.encode(notice(this.#dropped) + "\n"));
+    this.#dropped = 0;
+  }
+
+  #add(bytes: Uint8Array): void {
+    this.#lines.push(bytes);
+    this.#bytes += bytes.length;
     this.#writing ??= this.#drain();
+  }
+
+  /** Whole lines up to STDERR_WRITE_BYTES (a longer line alone), taken off the queue. */
+  #nextBatch(): Uint8Array {
+    const lines = this.#lines;
+    const first = lines[this.#head]!;
+    let end = this.#head + 1;
+    let size = first.length;
+    while (end < lines.length && size + lines[end]!.length <= STDERR_WRITE_BYTES) {
+      size += lines[end++]!.length;
+    }
+    let batch = first;
+    if (end > this.#head + 1) {
+      batch = new Uint8Array(size);
+      let off = 0;
+      for (let i = this.#head; i < end; i++) {
+        batch.set(lines[i]!, off);
+        off += lines[i]!.length;
+      }
+    }
+    this.#head = end;
+    if (end === lines.length) {
+      this.#lines = [];
+      this.#head = 0;
+    }
+    this.#bytes -= size;
+    return batch;
   }
 
   async #drain(): Promise<void> {
     try {
-      while (this.#lines.length > 0) {
-        let batch = "";
-        let taken = 0;
-        while (
-          taken < this.#lines.length &&
-          (batch === "" || batch.length + this.#lines[taken]!.length < STDERR_WRITE_CHARS)
-        ) batch += this.#lines[taken++] + "\n";
-        this.#lines.splice(0, taken);
-        this.#chars -= batch.length;
-        // Its own array: the shared one is reused while this write waits.
-        const bytes = ENCODER.encode(batch);
-        for (let off = 0; off < bytes.length;) off += await Deno.stderr.write(bytes.subarray(off));
+      while (this.#head < this.#lines.length) {
+        const batch = this.#nextBatch();
+        try {
+          for (let off = 0; off < batch.length;) {
+            off += await Deno.stderr.write(batch.subarray(off));
+          }
+        } catch (e: unknown) {
+          if (e instanceof Deno.errors.BrokenPipe) {
+            // stderr gone: nothing sensible left to do with a log line.
+            this.#gone = true;
+            this.#lines = [];
+            this.#head = 0;
+            this.#bytes = 0;
+            return;
+          }
+          // Any other failure (EAGAIN on a pipe another process made
+          // non-blocking) loses this batch only; the next lines try again.
+          await new Promise((resolve) => setTimeout(resolve, STDERR_RETRY_MS));
+        }
       }
-    } catch {
-      // stderr gone (EPIPE): nothing sensible left to do with a log line.
-      this.#gone = true;
-      this.#lines = [];
-      this.#chars = 0;
     } finally {
       this.#writing = null;
     }
   }
 
-  /** Resolves once every queued line is written, or after `ms`. */
-  async flush(ms: number): Promise<void> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const late = new Promise<void>((resolve) => timer = setTimeout(resolve, ms));
-    try {
-      while (this.#writing !== null) {
-        if (await Promise.race([this.#writing.then(() => false), late.then(() => true)])) return;
-      }
-    } finally {
+  /**
+   * Resolves once every queued line is written (and a count of dropped
+   * lines told), after `ms`, or as soon as `stop()` holds.
+   */
+  async flush(ms: number, stop: () => boolean): Promise<void> {
+    this.#tellDropped(this.#notice);
+    const deadline = Date.now() + ms;
+    while (this.#writing !== null && !stop()) {
+      const left = deadline - Date.now();
+      if (left <= 0) return;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      // A short step: `stop()` (a second signal) is looked at again soon.
+      const step = new Promise<void>((resolve) => timer = setTimeout(resolve, Math.min(left, 20)));
+      await Promise.race([this.#writing, step]);
       clearTimeout(timer);
     }
   }
@@ -145,9 +191,10 @@ const STDERR = new StderrQueue();
  * (a pipe nobody reads would keep them forever). Call it before exiting.
  *
  * @param ms The longest wait.
+ * @param stop Ends the wait early once it holds (a second signal).
  */
-export function flushStderr(ms = 1000): Promise<void> {
-  return STDERR.flush(ms);
+export function flushStderr(ms = 1000, stop: () => boolean = () => false): Promise<void> {
+  return STDERR.flush(ms, stop);
 }
 
 /**

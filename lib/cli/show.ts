@@ -14,8 +14,9 @@ import type { Io } from "./main.ts";
  * @param args Spool, ID (or `latest`) and whether to print the metadata instead.
  * @param io Output.
  * @returns 0.
- * @throws {RunError} `no message "X"` when the ID is unknown (or purged meanwhile), or
- *   when its `.json` holds no valid metadata (saying so).
+ * @throws {RunError} `no message "X"` when the ID is unknown; `has no .eml` when the
+ *   `.eml` is gone (removed by hand, or purged between the two reads); or when its
+ *   `.json` holds no valid metadata or its `.eml` is not a regular file (saying so).
  */
 export async function runShow(
   args: { spool: string; id: string; meta: boolean },

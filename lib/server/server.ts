@@ -65,8 +65,12 @@ function plainAddress(address: string | undefined): string {
   return address.startsWith("::ffff:") && address.includes(".") ? address.slice(7) : address;
 }
 
-/** How long the last log lines may take to reach stderr at exit (a second signal: less). */
-const FLUSH_MS = 1000;
+/**
+ * How long the last log lines may take to reach stderr at exit: 1 s for both
+ * threads together, and no longer than 100 ms after a second signal.
+ */
+const PRIMARY_FLUSH_MS = 700;
+const HELPER_FLUSH_MS = 300;
 const ABORT_FLUSH_MS = 100;
 
 /** At most one "cannot accept" warning this often. */
@@ -100,7 +104,8 @@ export class Server {
   #acceptWarnedAt = -Infinity;
   #acceptFailures = 0;
   #stopping: Promise<void> | null = null;
-  #aborted = false;
+  /** When a second signal came (abort()); null before. */
+  #abortedAt: number | null = null;
   #resolveFinished!: () => void;
   readonly finished: Promise<void>;
 
@@ -401,7 +406,7 @@ export class Server {
 
   /** Second signal: drop everything now. */
   abort(): void {
-    this.#aborted = true;
+    this.#abortedAt ??= Date.now();
     this.#helper?.abort();
     for (const c of this.#connections) c.destroy("shutdown");
     for (const s of this.#handshaking) s.destroy();
@@ -441,9 +446,13 @@ export class Server {
     await this.#spool.close();
     this.#helper?.stop();
     if (primary) this.#logger.info("stopped", { stored });
-    // The last lines out before the process exits; briefly after a second
-    // signal, or when nobody reads the stderr pipe.
-    await flushStderr(this.#aborted ? ABORT_FLUSH_MS : FLUSH_MS);
+    // The last lines out before the process exits; not for long when nobody
+    // reads the stderr pipe, and at most ABORT_FLUSH_MS after a second signal.
+    // The helper's share comes first: the primary waits for it to stop.
+    await flushStderr(
+      primary ? PRIMARY_FLUSH_MS : HELPER_FLUSH_MS,
+      () => this.#abortedAt !== null && Date.now() - this.#abortedAt >= ABORT_FLUSH_MS,
+    );
     this.#resolveFinished();
   }
 

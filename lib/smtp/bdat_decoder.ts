@@ -37,8 +37,8 @@ export function parseBdatArgs(args: string): BdatArgs | null {
   return match ? { size: chunkSize(match[1]!), last: match[2] !== undefined } : null;
 }
 
-/** A chunk-size followed by a space and anything: `5 FOO`, `10 LAST LAST`. */
-const LEADING_SIZE_REGEXP = /^(\d+) /;
+/** A chunk-size followed by a space (or a tab) and anything: `5 FOO`, `10 LAST LAST`. */
+const LEADING_SIZE_REGEXP = /^(\d+)[ \t]/;
 
 /**
  * The chunk size of a malformed BDAT line that still begins with one

@@ -24,7 +24,7 @@ export function absolutePath(dir: string): string {
 
 /**
  * Windows' forms: `C:\mail` and `\\server\share` are absolute; `\mail`
- * (or `/mail`) is rooted on the working directory's drive; `D:mail` is
+ * (or `/mail`) is rooted on the working directory's drive (or UNC share); `D:mail` is
  * relative to drive D's working directory, taken as D's root unless D is the
  * working directory's drive; anything else is relative to `cwd`.
  *
@@ -33,7 +33,8 @@ export function absolutePath(dir: string): string {
  * @returns The absolute path, without a trailing separator except a root's.
  */
 export function windowsAbsolute(dir: string, cwd: string): string {
-  const drive = /^[A-Za-z]:/.exec(cwd)?.[0] ?? "";
+  // The root a `\mail` hangs from: the drive, or a UNC working directory's `\\server\share`.
+  const drive = /^[A-Za-z]:/.exec(cwd)?.[0] ?? /^[\\/]{2}[^\\/]+[\\/][^\\/]+/.exec(cwd)?.[0] ?? "";
   const base = cwd.replace(/[\\/]+$/, "");
   let path: string;
   if (/^[A-Za-z]:[\\/]/.test(dir) || /^[\\/]{2}/.test(dir)) path = dir;

@@ -321,6 +321,10 @@ export class SpoolReader {
   async #read(id: string): Promise<MetaRead> {
     let text: string;
     try {
+      // A FIFO (or a link to one) would hold the read until something writes to it.
+      const info = await Deno.stat(this.metaPath(id));
+      if (info.isDirectory) return { status: "missing" };
+      if (!info.isFile) return { status: "unreadable", reason: "not a regular file" };
       text = await Deno.readTextFile(this.metaPath(id));
     } catch (e: unknown) {
       if (e instanceof Deno.errors.NotFound || e instanceof Deno.errors.IsADirectory) {

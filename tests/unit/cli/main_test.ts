@@ -312,6 +312,15 @@ Deno.test({
       io = capture();
       assert.equal(await run(["list", "--spool", dir], {}, io), 0);
       assert.doesNotMatch(io.out, /01KAQ3Z9X8M4N5P6Q7R8S9T0ZZ/);
+      // Nor a link to one, and show names it instead of waiting on it.
+      const linked = "01KAQ3Z9X8M4N5P6Q7R8S9T0ZY";
+      await Deno.symlink(`${dir}/01KAQ3Z9X8M4N5P6Q7R8S9T0ZZ.json`, `${dir}/${linked}.json`);
+      io = capture();
+      assert.equal(await run(["list", "--spool", dir], {}, io), 0);
+      assert.doesNotMatch(io.out, new RegExp(linked));
+      io = capture();
+      assert.equal(await run(["show", linked, "--spool", dir], {}, io), 1);
+      assert.match(io.err, /not a regular file/);
     });
   },
 });

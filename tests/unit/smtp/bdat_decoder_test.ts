@@ -25,7 +25,8 @@ Deno.test("leadingChunkSize finds the size a malformed BDAT line still gives", (
   strictEqual(leadingChunkSize("10 LAST x"), 10);
   strictEqual(leadingChunkSize("007 "), 7);
   strictEqual(leadingChunkSize("99999999999999999999999 x"), Number.MAX_SAFE_INTEGER);
-  for (const args of ["", "x", "-1", "1.5", "+1", "1e3", "1\tLAST", "x 5"]) {
+  strictEqual(leadingChunkSize("5\tLAST"), 5);
+  for (const args of ["", "x", "-1", "1.5", "+1", "1e3", "x 5"]) {
     strictEqual(leadingChunkSize(args), null, args);
   }
 });

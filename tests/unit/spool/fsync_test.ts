@@ -103,4 +103,5 @@ Deno.test("windowsAbsolute knows drive, UNC, rooted and drive-relative paths", (
   ];
   for (const [dir, want] of cases) assert.equal(windowsAbsolute(dir, cwd), want, dir);
   assert.equal(windowsAbsolute("spool", "C:\\"), "C:\\spool");
+  assert.equal(windowsAbsolute("\\mail", "\\\\srv\\share\\x"), "\\\\srv\\share\\mail");
 });

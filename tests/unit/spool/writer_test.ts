@@ -332,6 +332,7 @@ Deno.test("SpoolWriter: a writer whose spool another one made anew takes the new
     const sink = second.begin();
     sink.write(enc("kept"));
     const meta = await sink.commit(input());
+    // The commit waited for the repair its begin() started: the lock is held now.
     await first.close();
     // Had it kept its lock on the removed file, a server starting now would
     // run its recovery beside it (and remove the .eml of its next commit).
@@ -342,6 +343,24 @@ Deno.test("SpoolWriter: a writer whose spool another one made anew takes the new
     await second.close();
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("SpoolWriter: a spool made anew while a message streams is relocked at its commit", async () => {
+  const dir = await Deno.makeTempDir();
+  const first = await SpoolWriter.open({ dir, fsync: false });
+  const second = await SpoolWriter.open({ dir, fsync: false, recover: false, lockCheckMs: 0 });
+  const sink = second.begin(); // before the spool goes: begin() saw nothing amiss
+  sink.write(enc("late"));
+  await Deno.remove(dir, { recursive: true });
+  assert.equal(await first.repair(), true);
+  const meta = await sink.commit(input());
+  await first.close();
+  const probe = await Deno.open(`${dir}/.tmp/.lock`, { read: true, write: true });
+  assert.equal(await probe.tryLock(true), false, "the commit took the new lock first");
+  probe.close();
+  assert.equal(await Deno.readTextFile(`${dir}/${meta.id}.eml`), "late");
+  await second.close();
+  await Deno.remove(dir, { recursive: true });
 });
 
 for (const fsync of [false, true]) {
