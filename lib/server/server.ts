@@ -693,6 +693,7 @@ function installSignals(server: Server, logger: Logger): SignalHandlers {
  * file written). Rejects with `OptionError` (bad option) or `StartupError`.
  */
 export async function serve(options: ServeOptions = {}): Promise<ServerHandle> {
+  options ??= {}; // serve(null) from JavaScript
   const held = options.handleSignals ? holdSignals() : null;
   try {
     return await start(options, held?.received ?? (() => 0));

@@ -48,11 +48,12 @@ export function toDecision(result: CallbackResult | boolean, rejected: Reply): D
 export function replyFrom(r: RejectReply): Reply {
   const code = Number.isInteger(r.code) && r.code >= 400 && r.code <= 599 ? r.code : 451;
   const klass = Math.floor(code / 100);
-  const enhanced = r.enhanced && /^[245]\.\d{1,3}\.\d{1,3}$/.test(r.enhanced) &&
+  // A JavaScript caller may pass anything: a number, an object, null.
+  const enhanced = typeof r.enhanced === "string" && /^[245]\.\d{1,3}\.\d{1,3}$/.test(r.enhanced) &&
       r.enhanced[0] === String(klass)
     ? r.enhanced
     : `${klass}.0.0`;
-  const text = (r.text ?? "Rejected").replace(/[\r\n]+/g, " ");
+  const text = String(r.text ?? "Rejected").replace(/[\r\n]+/g, " ");
   return { code, enhanced, lines: [text] };
 }
 
@@ -138,7 +139,8 @@ export class SessionHandler implements ConnectionHandler {
     return this.#stage("mail", reversePath, () => {
       const cb = this.#ctx.options.onMailFrom;
       if (!cb) return null;
-      return this.#callback("onMailFrom", () => cb(reversePath, params), {
+      // Copies: a callback that edits what it is given changes nothing stored.
+      return this.#callback("onMailFrom", () => cb(reversePath, { ...params }), {
         code: 550,
         enhanced: "5.7.1",
         lines: ["Sender rejected"],
@@ -150,7 +152,7 @@ export class SessionHandler implements ConnectionHandler {
     return this.#stage("rcpt", forwardPath, () => {
       const cb = this.#ctx.options.onRcptTo;
       if (!cb) return null;
-      return this.#callback("onRcptTo", () => cb(forwardPath, params), {
+      return this.#callback("onRcptTo", () => cb(forwardPath, { ...params }), {
         code: 550,
         enhanced: "5.1.1",
         lines: [`<${forwardPath}>: Recipient address rejected`],
@@ -249,7 +251,8 @@ export class SessionHandler implements ConnectionHandler {
       if (this.#gone) return false;
       refusal.reply = await this.#callback(
         "onMessage",
-        () => onMessage(meta, this.#ctx.emlPath(meta.id)),
+        // A copy: an edited `id` must not become the one the client is told.
+        () => onMessage(structuredClone(meta), this.#ctx.emlPath(meta.id)),
         { code: 554, enhanced: "5.7.1", lines: ["Message rejected"] },
       );
       return refusal.reply === null && !this.#gone;

@@ -128,6 +128,17 @@ export async function setup(options: ServeOptions): Promise<Setup> {
   const faults = new FaultPlan(each("--fault", options.faults, parseFaultRule));
   const acceptRcpt = each("--accept-rcpt", options.acceptRcpt, (v) => new RegExp(v));
   const trustProxy = each("--trust-proxy", options.trustProxy, parseCidr);
+  if (options.exitAfter !== undefined) positive("--exit-after", options.exitAfter, 1);
+  // A JavaScript caller's typo or wrong value must not surface at the first client.
+  for (const name of ["onConnect", "onAuth", "onMailFrom", "onRcptTo", "onMessage"] as const) {
+    const cb: unknown = options[name];
+    if (cb !== undefined && typeof cb !== "function") {
+      throw new OptionError(name, `expected a function, found ${typeof cb}`);
+    }
+  }
+  if (options.onAuth !== undefined && options.authFile !== undefined) {
+    throw new OptionError("--auth-file", "cannot be combined with onAuth: which one decides?");
+  }
 
   if ((options.tlsCert === undefined) !== (options.tlsKey === undefined)) {
     throw new OptionError("--tls-cert", "--tls-cert and --tls-key go together");

@@ -26,6 +26,15 @@ Deno.test("setup checks what a library caller can get wrong that the CLI never p
     [{ logLevel: "loud" }, "--log-level", 'Cannot use "loud": expected debug, info, warn, error'],
     [{ logFormat: "xml" }, "--log-format", 'Cannot use "xml": expected text, json'],
     [{ listen: "127.0.0.1:0" }, "--listen", 'expected a list of strings, found "127.0.0.1:0"'],
+    [{ exitAfter: 0 }, "--exit-after", 'Cannot use "0": expected a positive whole number'],
+    [{ exitAfter: 1.5 }, "--exit-after", 'Cannot use "1.5": expected a positive whole number'],
+    [{ onConnect: "x" }, "onConnect", "expected a function, found string"],
+    [{ onMessage: {} }, "onMessage", "expected a function, found object"],
+    [
+      { onAuth: () => true, authFile: "users.txt" },
+      "--auth-file",
+      "cannot be combined with onAuth: which one decides?",
+    ],
   ];
   for (const [options, flag, message] of cases) {
     const error = await setup(options).catch((e) => e);
