@@ -119,13 +119,20 @@ export class SessionHandler implements ConnectionHandler {
     }
   }
 
-  async #callback(name: string, run: () => unknown, rejected: Reply): Promise<Decision> {
+  /** @param secret A password the callback got: an error that repeats it is logged without it. */
+  async #callback(
+    name: string,
+    run: () => unknown,
+    rejected: Reply,
+    secret = "",
+  ): Promise<Decision> {
     try {
       return toDecision((await run()) as CallbackResult, rejected);
     } catch (e: unknown) {
+      const error = e instanceof Error ? (e.stack ?? e.message) : String(e);
       this.#ctx.logger.error(`${name} callback failed`, {
         conn: this.#conn,
-        error: e instanceof Error ? (e.stack ?? e.message) : String(e),
+        error: secret === "" ? error : error.replaceAll(secret, "***"),
       });
       return REPLY_CALLBACK_FAILED;
     }
@@ -175,6 +182,7 @@ export class SessionHandler implements ConnectionHandler {
           "onAuth",
           () => onAuth(request.username, request.password ?? "", request.mechanism),
           REPLY_AUTH_FAILED,
+          request.password ?? "",
         );
       }
       if (!credentials) return null; // SPEC §4: without --auth-file any credentials succeed

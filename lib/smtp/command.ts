@@ -101,10 +101,15 @@ function trimSpaces(text: string): string {
 export function redactCommand(line: string, command: Command | null, afterAuth = false): string {
   if (command === null && afterAuth) return "***";
   if (!isAuthLine(line, command)) return line;
-  const parts = line.split(/[ \t]+/);
-  if (parts.length < 3 || parts[2] === "") return line;
-  return `${parts[0]} ${parts[1]} ***`;
+  const parts = line.split(/[ \t]+/).filter((p) => p !== "");
+  // Only a word that can be a mechanism name shows: `AUTH PLAIN=<base64>` hides all.
+  const mechanism = parts[1] === undefined || SASL_MECH_REGEXP.test(parts[1]) ? parts[1] : "***";
+  const secret = parts.length > 2 ? " ***" : "";
+  return mechanism === undefined ? parts[0]! : `${parts[0]} ${mechanism}${secret}`;
 }
+
+/** RFC 4422 §3.1: a mechanism name is 1 to 20 of A-Z, 0-9, "-" and "_" (any case here). */
+const SASL_MECH_REGEXP = /^[A-Za-z0-9_-]{1,20}$/;
 
 /** AUTH followed by any blank: parseCommand splits on SP only. */
 const AUTH_LIKE_REGEXP = /^auth[ \t]/i;

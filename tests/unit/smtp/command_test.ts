@@ -38,6 +38,17 @@ Deno.test("redactCommand hides an AUTH initial response only", () => {
   strictEqual(redactCommand("AUTH\tPLAIN AHUAUFd0YWI0", null), "AUTH PLAIN ***");
   strictEqual(redactCommand("auth \t login  dXNlcg==", null), "auth login ***");
   strictEqual(redactCommand("AUTHX PLAIN abc", null), "AUTHX PLAIN abc");
+  // Malformed: no word that could be a mechanism name shows (it may be a secret).
+  strictEqual(
+    redactCommand("AUTH PLAIN=AGJvYgBwdzE=", parseCommand("AUTH PLAIN=AGJvYgBwdzE=")),
+    "AUTH ***",
+  );
+  strictEqual(redactCommand("AUTH =AGJvYgBwdzE=", parseCommand("AUTH =AGJvYgBwdzE=")), "AUTH ***");
+  strictEqual(
+    redactCommand("AUTH PLAIN:AGJv x", parseCommand("AUTH PLAIN:AGJv x")),
+    "AUTH *** ***",
+  );
+  strictEqual(redactCommand("AUTH", parseCommand("AUTH")), "AUTH");
   // After an AUTH, a line that is no command is the client's SASL response.
   strictEqual(redactCommand("UGlwZVNlY3JldDQ=", null, true), "***");
   strictEqual(redactCommand("NOOP", parseCommand("NOOP"), true), "NOOP");
