@@ -116,6 +116,8 @@ export class Connection {
   #closing = false;
   #closed = false;
   #draining = false;
+  /** Between STARTTLS's 220 and the end of the handshake. */
+  #upgrading = false;
   #awaitingDrain = false;
   #lingerTimer: ReturnType<typeof setTimeout> | undefined;
   /** Outcomes whose reply waits in `#out`: `after` once it is handed over, `unsent` if never. */
@@ -150,7 +152,10 @@ export class Connection {
   /** SIGTERM: idle sessions get `421 4.3.2` now, busy ones when their transaction ends. */
   shutdown(): void {
     this.#draining = true;
-    if (this.idle) this.#closeWith(REPLY_SHUTDOWN(this.#options.config.hostname));
+    // Mid-handshake a plaintext 421 would land inside TLS: it comes over TLS after.
+    if (this.idle && !this.#upgrading) {
+      this.#closeWith(REPLY_SHUTDOWN(this.#options.config.hostname));
+    }
   }
 
   /**
@@ -168,7 +173,8 @@ export class Connection {
     const gone = socket.destroyed
       ? Promise.resolve()
       : new Promise<void>((resolve) => socket.once("close", () => resolve()));
-    if (this.#closing || this.#awaitingDrain) socket.destroy();
+    // RFC 3207: after the 220 to STARTTLS only TLS may follow, not a plaintext 421.
+    if (this.#closing || this.#awaitingDrain || this.#upgrading) socket.destroy();
     else this.#closeWith(REPLY_SHUTDOWN(this.#options.config.hostname));
     // #finish clears the linger timer, and a 421 not yet flushed would end
     // the socket only after a drain that a client not reading never gives.
@@ -399,6 +405,7 @@ export class Connection {
     if (!context) throw new Error("STARTTLS offered without a TLS context");
     plain.setTimeout(0);
     let secure: TLSSocket;
+    this.#upgrading = true;
     try {
       secure = await upgradeServerSocket(
         plain,
@@ -406,11 +413,13 @@ export class Connection {
         Math.min(HANDSHAKE_TIMEOUT_MS, this.#options.timeoutMs),
       );
     } catch (e: unknown) {
+      this.#upgrading = false;
       this.#options.handler.tlsFailed(e instanceof Error ? e.message : String(e));
       // The same reason as a failed implicit-TLS handshake (server.ts).
       this.destroy("tls handshake failed");
       return;
     }
+    this.#upgrading = false;
     // Only our own listener: the server's bookkeeping listens for "close" too.
     plain.removeListener("close", this.#onClose);
     this.#socket = secure;

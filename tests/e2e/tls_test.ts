@@ -641,3 +641,23 @@ Deno.test("e2e tls: SIGTERM waits at most the 10 s drain for a client that never
     stalled.close();
   }
 });
+
+Deno.test("e2e tls: SIGTERM during a STARTTLS handshake sends no plaintext 421 (RFC 3207)", async () => {
+  const t = await startTlsServer();
+  try {
+    const c = await SmtpConn.connect(t.plainPort);
+    try {
+      await greetAndEhlo(c);
+      assert.match((await c.command("STARTTLS")).raw, /^220 /);
+      // No ClientHello: the server sits in its handshake when the signal comes.
+      t.server.signal("SIGTERM");
+      const after = await c.readUntilClosed(20_000);
+      assert.equal(after, "", "nothing may follow the 220 in plaintext");
+    } finally {
+      await c[Symbol.asyncDispose]();
+    }
+    assert.equal(await t.server.exited(20_000), 0);
+  } finally {
+    await t[Symbol.asyncDispose]();
+  }
+});
