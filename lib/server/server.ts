@@ -21,7 +21,7 @@ import { bindListener, type BoundListener, hostPort, ListenError } from "../net/
 import type { WireSocket } from "../net/wire_socket.ts";
 import { HANDSHAKE_TIMEOUT_MS, tlsInfo, upgradeServerSocket } from "../net/starttls.ts";
 import { certificateProblem } from "../net/tls_context.ts";
-import { formatReply, REPLY_TOO_MANY_CONNECTIONS } from "../smtp/reply.ts";
+import { formatReply, REPLY_TIMEOUT, REPLY_TOO_MANY_CONNECTIONS } from "../smtp/reply.ts";
 import type { Reply, SessionConfig } from "../smtp/events.ts";
 import { SpoolError, SpoolWriter } from "../spool/writer.ts";
 import { timerDelay } from "../units.ts";
@@ -273,7 +273,24 @@ export class Server {
       closeEarly("too many connections");
       return;
     }
-    const refusal = await this.#connectStage({ client, server, tls: listener.tls }, conn);
+    // An onConnect that never settles holds the slot no longer than --timeout,
+    // and a shutdown drains it like a handshake (no session yet, no 421 owed).
+    this.#handshaking.add(stream);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timedOut = new Promise<"timeout">((resolve) => {
+      timer = setTimeout(() => resolve("timeout"), timerDelay(this.#setup.timeoutMs));
+    });
+    const refusal = await Promise.race([
+      this.#connectStage({ client, server, tls: listener.tls }, conn),
+      timedOut,
+    ]);
+    clearTimeout(timer);
+    this.#handshaking.delete(stream);
+    if (refusal === "timeout") {
+      this.#refuse(stream, REPLY_TIMEOUT(this.#setup.hostname), conn, client.address);
+      closeEarly("timeout");
+      return;
+    }
     if (refusal === "disconnect") {
       stream.destroy();
       closeEarly("fault");

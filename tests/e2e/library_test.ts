@@ -35,9 +35,10 @@ class Program implements AsyncDisposable {
     void child.status.then(() => (this.#exited = true));
   }
 
-  static async start(fixture: string): Promise<Program> {
+  static async start(fixture: string, env: Record<string, string> = {}): Promise<Program> {
     const dir = await Deno.makeTempDir({ prefix: "smtpd-lib-" });
     const child = new Deno.Command(Deno.execPath(), {
+      env,
       args: [
         "run",
         ...runFlags(),
@@ -153,6 +154,22 @@ Deno.test("e2e library: an onConnect refusal greets with 421 (and closes) or 554
     assert.equal((await c.readReply()).raw, `${greeting} Not now\r\n`);
     assert.match((await c.command("MAIL FROM:<a@example.com>")).raw, /^503 /);
     assert.match((await c.command("QUIT")).raw, /^221 /);
+  }
+  await Deno.remove(`${prog.events}.connect`);
+  await using c = await greetedClient(port);
+  assert.match((await c.command("QUIT")).raw, /^221 /);
+});
+
+Deno.test("e2e library: an onConnect that never settles holds its slot only until --timeout", async () => {
+  await using prog = await Program.start("lib_server.ts", { LIB_SERVER_TIMEOUT: "1s" });
+  const port: number = JSON.parse(await prog.line()).addresses[0].port;
+  await Deno.writeTextFile(`${prog.events}.connect`, JSON.stringify("hang"));
+  {
+    await using c = await RawClient.connect(port);
+    const started = Date.now();
+    assert.match((await c.readReply(10_000)).raw, /^421 4\.4\.2 /);
+    assert.ok(Date.now() - started >= 900, "not before the timeout");
+    await c.expectClosed();
   }
   await Deno.remove(`${prog.events}.connect`);
   await using c = await greetedClient(port);
