@@ -532,6 +532,20 @@ class Sink implements MessageSink {
     }
   }
 
+  /**
+   * A callback is no I/O in flight: while it runs, close() does not wait for
+   * this commit (a hung `onMessage` held a shutdown 10 s more; its session has
+   * ended by then, so the gate refuses and nothing takes its name).
+   */
+  async #ask(gate: CommitGate, meta: Meta): Promise<boolean> {
+    this.#ctx.commits.inFlight--;
+    try {
+      return await gate(meta);
+    } finally {
+      this.#ctx.commits.inFlight++;
+    }
+  }
+
   commit(input: MetaInput): Promise<Meta>;
   commit(input: MetaInput, gate: CommitGate | undefined): Promise<Meta | null>;
   async commit(input: MetaInput, gate?: CommitGate): Promise<Meta | null> {
@@ -596,7 +610,7 @@ class Sink implements MessageSink {
       }
       this.#closeFile();
       if (streamed && (!fsync || IS_WINDOWS)) renameOver(tmpEml, eml);
-      if (gate && !(await gate(meta))) {
+      if (gate && !(await this.#ask(gate, meta))) {
         this.#state = "done";
         // Nothing has its name yet: the .eml alone is an orphan no reader lists.
         for (const path of [tmpJson, eml]) removeQuietly(path);
