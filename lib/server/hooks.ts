@@ -21,6 +21,27 @@ export interface HookEnv {
   SMTPD_RCPT: string;
 }
 
+/**
+ * Longest `SMTPD_RCPT`, in UTF-16 units (at most 3 bytes each): Linux refuses
+ * to start a program with one environment string over 128 KiB
+ * (MAX_ARG_STRLEN), so a thousand long recipients kept the hook from running.
+ */
+const MAX_RCPT_CHARS = 40_000;
+
+/**
+ * Recipients for `SMTPD_RCPT`: comma-separated, cut after the last whole
+ * address that fits, then `,…` (the `.json` at `SMTPD_META` has them all).
+ *
+ * @param rcptTo The message's recipients.
+ * @returns The variable's value.
+ */
+export function rcptVariable(rcptTo: readonly string[]): string {
+  const all = rcptTo.join(",");
+  if (all.length <= MAX_RCPT_CHARS) return all;
+  const cut = all.lastIndexOf(",", MAX_RCPT_CHARS);
+  return `${cut > 0 ? all.slice(0, cut) : ""},…`;
+}
+
 /** Hooks waiting beyond this are dropped with a warning: memory stays bounded when hooks are slower than mail. */
 export const MAX_QUEUED_HOOKS = 10_000;
 /** Windows has no process groups to signal; there a hook runs as an ordinary child. */

@@ -29,7 +29,7 @@ import { noteNodeRead } from "../native_memory.ts";
 import type { Meta } from "../spool/meta.ts";
 import { cidrContains } from "./cidr.ts";
 import type { ServerContext } from "./context.ts";
-import { HookRunner } from "./hooks.ts";
+import { HookRunner, rcptVariable } from "./hooks.ts";
 import { DEFAULTS, type ServeOptions } from "./options.ts";
 import { greetingRefusal, replyFrom, SessionHandler, toDecision } from "./session_handler.ts";
 import { type Setup, setup, StartupError } from "./setup.ts";
@@ -202,7 +202,7 @@ export class Server {
       SMTPD_EML: emlPath,
       SMTPD_META: join(this.#spool.dir, `${meta.id}.json`),
       SMTPD_FROM: meta.mailFrom,
-      SMTPD_RCPT: meta.rcptTo.join(","),
+      SMTPD_RCPT: rcptVariable(meta.rcptTo),
     });
     const limit = this.#options.exitAfter;
     if (limit !== undefined && this.#storedCount >= limit) {

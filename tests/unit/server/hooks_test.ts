@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { Logger } from "../../../lib/log.ts";
-import { type HookEnv, HookRunner } from "../../../lib/server/hooks.ts";
+import { type HookEnv, HookRunner, rcptVariable } from "../../../lib/server/hooks.ts";
 import { findOnPath } from "../../helpers/clients.ts";
 
 const IS_WINDOWS = Deno.build.os === "windows";
@@ -237,4 +237,14 @@ Deno.test("HookRunner rejects a cap below 1", () => {
     () => new HookRunner("true", 0, logger),
     new RangeError("Cannot run hooks 0 at a time: expected 1 or more"),
   );
+});
+
+Deno.test("rcptVariable cuts a list too long for the environment after a whole address", () => {
+  assert.equal(rcptVariable(["a@b", "c@d"]), "a@b,c@d");
+  const many = Array.from({ length: 1000 }, (_, i) => `${"x".repeat(300)}${i}@example.com`);
+  const value = rcptVariable(many);
+  assert.ok(value.length < 41_000, String(value.length));
+  assert.ok(value.endsWith(",…"));
+  const kept = value.slice(0, -2).split(",");
+  assert.deepEqual(kept, many.slice(0, kept.length));
 });
