@@ -102,7 +102,8 @@ export function parseSendFlags(values: Values, positionals: string[]): SendFlags
   const auth = text("auth");
   if (auth !== undefined) {
     const colon = auth.indexOf(":");
-    if (colon < 1) throw new UsageError(`Cannot parse "${auth}": expected USER:PASS`, "--auth");
+    // The value is not repeated: without its colon it may be all password.
+    if (colon < 1) throw new UsageError("expected USER:PASS", "--auth");
     result.auth = { user: auth.slice(0, colon), pass: auth.slice(colon + 1) };
   }
   const helo = text("helo");

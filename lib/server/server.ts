@@ -205,7 +205,8 @@ export class Server {
       SMTPD_RCPT: rcptVariable(meta.rcptTo),
     });
     const limit = this.#options.exitAfter;
-    if (limit !== undefined && this.#storedCount >= limit) {
+    // Said once: messages already under way when it was reached are stored too.
+    if (limit !== undefined && this.#storedCount >= limit && this.#stopping === null) {
       this.#logger.info("exit-after reached", { stored: this.#storedCount });
       void this.close();
     }
