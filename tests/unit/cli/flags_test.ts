@@ -553,11 +553,11 @@ Deno.test("parseCommandLine refuses an incomplete or contradictory send", () => 
   );
   assert.equal(
     usage(["send", ...ok, "--auth", "bob"]),
-    '--auth: expected USER:PASS',
+    "--auth: expected USER:PASS",
   );
   assert.equal(
     usage(["send", ...ok, "--auth", ":pw"]),
-    '--auth: expected USER:PASS',
+    "--auth: expected USER:PASS",
   );
   assert.match(
     usage(["send", "--server", "nohost", "--from", "a", "--to", "b"]),
