@@ -256,18 +256,15 @@ Deno.test({
   },
 });
 
+/** The server on a free port with its spool in `dir` and the given ready file (start-up fails). */
+function serveWithReadyFile(dir: string, ready: string) {
+  return runCli(["--listen", "127.0.0.1:0", "--spool", `${dir}/spool`, "--ready-file", ready]);
+}
+
 Deno.test("e2e: a ready file that cannot be written exits 1 with one line, leaving nothing", async () => {
   const dir = await Deno.makeTempDir({ prefix: "smtpd-e2e-" });
   try {
-    const ready = `${dir}/missing/ready.json`;
-    const r = await runCli([
-      "--listen",
-      "127.0.0.1:0",
-      "--spool",
-      `${dir}/spool`,
-      "--ready-file",
-      ready,
-    ]);
+    const r = await serveWithReadyFile(dir, `${dir}/missing/ready.json`);
     assert.equal(r.code, 1, r.stderr);
     assertOneLine(r.stderr, /ready file .*missing\/ready\.json: no such file or directory/);
   } finally {
@@ -286,14 +283,7 @@ Deno.test({
       const fifo = await new Deno.Command("mkfifo", { args: [`${dir}/fifo`] }).output();
       assert.ok(fifo.success);
       for (const [name, what] of [["link", "a symbolic link"], ["fifo", "not a regular file"]]) {
-        const r = await runCli([
-          "--listen",
-          "127.0.0.1:0",
-          "--spool",
-          `${dir}/spool`,
-          "--ready-file",
-          `${dir}/${name}`,
-        ]);
+        const r = await serveWithReadyFile(dir, `${dir}/${name}`);
         assert.equal(r.code, 1, r.stderr);
         assertOneLine(r.stderr, new RegExp(`ready file .*/${name}: ${what}`));
       }
