@@ -203,6 +203,8 @@ export class SpoolWriter {
   #lockCheckedAt = -Infinity;
   /** A {@linkcode repair} under way: concurrent failures share it. */
   #repairing: Promise<boolean> | null = null;
+  /** Given to every sink: one closure, not one per message. */
+  readonly #holdLockBound = () => this.#holdLock();
 
   private constructor(
     options: SpoolWriterOptions & { dir: string },
@@ -298,7 +300,7 @@ export class SpoolWriter {
       hashWorker: this.#hashWorker,
       buffers: this.#buffers,
       commits: this.#commits,
-      holdLock: () => this.#holdLock(),
+      holdLock: this.#holdLockBound,
     });
   }
 
