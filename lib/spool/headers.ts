@@ -53,13 +53,15 @@ const LATIN1 = new TextDecoder("windows-1252");
  * message: everything before the first empty line, or all of `prefix` when it
  * holds none (a capped prefix of a message with huge headers). Lines may end
  * in CRLF or bare LF. Folded lines are unfolded (RFC 5322 §2.2.3), Subject,
- * From and To are RFC 2047-decoded, values are trimmed, the first occurrence
- * of a field wins and an absent field has no key.
+ * From and To are RFC 2047-decoded, values lose the spaces and tabs around
+ * them, the first occurrence of a field wins and an absent field has no key.
  *
  * Header bytes are read as UTF-8 (RFC 6532) and, when that is not valid, as
  * Windows-1252 (the usual meaning of raw 8-bit headers).
  *
  * @param prefix The first bytes of the message.
+ * @param cut Whether the message goes on past `prefix`: then a field still
+ *   open at its end (no empty line yet) is left out, as it may be cut short.
  * @returns The decoded values.
  *
  * @example Usage
@@ -69,7 +71,7 @@ const LATIN1 = new TextDecoder("windows-1252");
  * parseHeaderFields(bytes); // { subject: "café" }
  * ```
  */
-export function parseHeaderFields(prefix: Uint8Array): Meta["headers"] {
+export function parseHeaderFields(prefix: Uint8Array, cut = false): Meta["headers"] {
   const out: Meta["headers"] = {};
   let current: { name: string; lines: Uint8Array[] } | null = null;
   const finish = (): void => {
@@ -77,8 +79,10 @@ export function parseHeaderFields(prefix: Uint8Array): Meta["headers"] {
     const key = WANTED.get(current.name);
     if (key !== undefined && out[key] === undefined) {
       // Unfolding removes each CRLF (here: line break) that precedes WSP.
-      const raw = decodeBytes(concatBytes(current.lines));
-      out[key] = (DECODED.has(current.name) ? decodeRfc2047(raw) : raw).trim();
+      // Only RFC 5322 WSP goes: String.trim() would also take a U+00A0 or
+      // U+3000 that an encoded-word (or raw UTF-8) put there on purpose.
+      const raw = trimWsp(decodeBytes(concatBytes(current.lines)));
+      out[key] = DECODED.has(current.name) ? decodeRfc2047(raw) : raw;
     }
     current = null;
   };
@@ -92,7 +96,10 @@ export function parseHeaderFields(prefix: Uint8Array): Meta["headers"] {
     const line = prefix.subarray(start, lineEnd);
     start = next;
 
-    if (line.length === 0) break; // the empty line ends the header section
+    if (line.length === 0) { // the empty line ends the header section
+      finish();
+      return out;
+    }
     const first = line[0];
     if (first === 0x20 || first === 0x09) {
       if (current !== null) current.lines.push(line);
@@ -104,8 +111,16 @@ export function parseHeaderFields(prefix: Uint8Array): Meta["headers"] {
     if (name === null || out[WANTED.get(name)!] !== undefined) continue;
     current = { name, lines: [line.subarray(colon + 1)] };
   }
-  finish();
+  // In a cut prefix the last field may go on past its end (or on a folded
+  // line after it): a value cut short is left out, not recorded as whole.
+  if (!cut) finish();
   return out;
+}
+
+const WSP_EDGES_REGEXP = /^[ \t\r\n]+|[ \t\r\n]+$/g;
+
+function trimWsp(s: string): string {
+  return s.replace(WSP_EDGES_REGEXP, "");
 }
 
 /**

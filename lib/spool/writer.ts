@@ -600,7 +600,11 @@ class Sink implements MessageSink {
         receivedAt: new Date(idTime(id)).toISOString(),
         size: this.#size,
         sha256: await this.#digest(bodyPath),
-        headers: headers ?? parseHeaderFields(this.#prefix!.subarray(0, this.#prefixLength)),
+        headers: headers ??
+          parseHeaderFields(
+            this.#prefix!.subarray(0, this.#prefixLength),
+            this.#size > this.#prefixLength,
+          ),
       });
       const text = JSON.stringify(meta, null, 2) + "\n";
       if (fsync) {

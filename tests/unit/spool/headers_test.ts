@@ -153,3 +153,20 @@ Deno.test("parseHeaderFields never throws on header-shaped text", () => {
     { numRuns: 1000 },
   );
 });
+
+Deno.test("parseHeaderFields: a field still open at the end of a cut prefix is left out", () => {
+  const prefix = enc("To: bob@example.com\r\nSubject: boundary su");
+  assert.deepEqual(parseHeaderFields(prefix, true), { to: "bob@example.com" });
+  // The whole message: its last field is whole.
+  assert.deepEqual(parseHeaderFields(prefix), { to: "bob@example.com", subject: "boundary su" });
+  // A header section that ended inside the prefix is whole either way.
+  assert.deepEqual(parseHeaderFields(enc("Subject: s\r\n\r\nbody"), true), { subject: "s" });
+});
+
+Deno.test("parseHeaderFields trims spaces and tabs only, never decoded whitespace", () => {
+  assert.deepEqual(
+    parseHeaderFields(enc("Subject: \t=?UTF-8?Q?=C2=A0x?= \r\nTo: =?UTF-8?Q?=E3=80=80?=\r\n\r\n")),
+    { subject: "\u00a0x", to: "\u3000" },
+  );
+  assert.deepEqual(parseHeaderFields(enc("Subject: \u00a0raw \r\n\r\n")), { subject: "\u00a0raw" });
+});

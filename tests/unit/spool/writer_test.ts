@@ -531,3 +531,25 @@ for (const fsync of [false, true]) {
     });
   }
 }
+
+Deno.test("SpoolWriter: a header cut by the 64 KiB prefix is left out of the metadata", async () => {
+  await withTempDir(async (dir) => {
+    const spool = await SpoolWriter.open({ dir, fsync: false });
+    const store = async (text: string) => {
+      const sink = await spool.begin();
+      const bytes = enc(text);
+      for (let at = 0; at < bytes.length; at += 10_000) {
+        await sink.write(bytes.subarray(at, at + 10_000));
+      }
+      return (await sink.commit(input())).headers;
+    };
+    const pad = `X-Pad: ${"b".repeat(65_507)}\r\n`; // Subject starts 20 bytes before 64 KiB
+    const subject = "Subject: boundary subject that crosses the sixty four KiB limit\r\n";
+    assert.deepEqual(await store(`To: t@x\r\n${pad}${subject}\r\nbody\r\n`), { to: "t@x" });
+    // A message that ends inside the prefix has its last field whole.
+    assert.deepEqual(await store(`${"X: y\r\n".repeat(10_000)}${subject}`), {
+      subject: "boundary subject that crosses the sixty four KiB limit",
+    });
+    await spool.close();
+  });
+});
