@@ -135,24 +135,30 @@ async function readCa(path: string): Promise<string> {
 }
 
 /**
- * The message source: a file or stdin. A file is read twice: once for what
- * MAIL declares (the size on the wire after CRLF conversion, RFC 1870 §4,
- * and whether it needs `BODY=8BITMIME`), then streamed. Stdin is streamed
- * once and declares neither.
+ * The message source: a file or stdin. A regular file is read twice through
+ * one handle: once for what MAIL declares (the size on the wire after CRLF
+ * conversion, RFC 1870 §4, and whether it needs `BODY=8BITMIME`), then
+ * streamed. Stdin, and a file that is not a regular one (a pipe, `<(…)`,
+ * a FIFO: a second read would find it empty, or wait for a writer), is
+ * streamed once and declares neither.
  */
 async function source(
   file: string | undefined,
   io: Io,
 ): Promise<{ message: ReadableStream<Uint8Array>; size?: number; eightBit?: boolean }> {
   if (file === undefined || file === "-") return { message: io.stdin };
+  let handle: Deno.FsFile | undefined;
   try {
+    handle = await Deno.open(file);
+    if (!(await handle.stat()).isFile) return { message: handle.readable };
     const scan = new DotStuffer();
-    const first = await Deno.open(file);
-    for await (const chunk of first.readable) scan.push(chunk);
+    const buffer = new Uint8Array(64 * 1024);
+    for (let n; (n = await handle.read(buffer)) !== null;) scan.push(buffer.subarray(0, n));
     scan.end();
-    const handle = await Deno.open(file);
+    await handle.seek(0, Deno.SeekMode.Start);
     return { message: handle.readable, size: scan.size, eightBit: scan.eightBit };
   } catch (e: unknown) {
+    handle?.close();
     throw new RunError(`send: cannot read ${file}: ${(e as Error).message}`);
   }
 }

@@ -321,7 +321,7 @@ export async function sendMail(options: SendOptions): Promise<SendResult> {
     for (const address of options.to) {
       const line = `RCPT TO:<${address}>`;
       const reply = await chat.command(line);
-      if (reply.code < 400) continue;
+      if (isPositive(reply.code)) continue;
       rejected.push({ address, code: reply.code, text: reply.lines.join(" ") });
       refusal = new SendError(reply.code, reply.lines.join(" "), line);
     }
@@ -370,7 +370,7 @@ class Chat {
     return await this.reader.read(shown);
   }
 
-  expect(reply: Reply, shown: string, ok = (code: number) => code < 400): Reply {
+  expect(reply: Reply, shown: string, ok = isPositive): Reply {
     if (!ok(reply.code)) throw new SendError(reply.code, reply.lines.join(" "), shown);
     return reply;
   }
@@ -391,6 +391,11 @@ class Chat {
       // Closed by a time-out or the peer.
     }
   }
+}
+
+/** SPEC §2: `send` fails "on any non-2xx reply"; a 3xx where none belongs is no success either. */
+function isPositive(code: number): boolean {
+  return code >= 200 && code < 300;
 }
 
 async function hello(chat: Chat, name: string): Promise<Map<string, string[]>> {

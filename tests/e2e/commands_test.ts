@@ -465,6 +465,26 @@ Deno.test("e2e: send delivers a file to this server and prints the 250", async (
   assert.equal(msg.meta.auth, null);
 });
 
+Deno.test({
+  name: "e2e: send FILE that is a pipe (/dev/stdin) reads it once and sends it whole",
+  ignore: Deno.build.os === "windows",
+  fn: async () => {
+    await using server = await startServer();
+    const r = await runCli(
+      ["send", "--server", `127.0.0.1:${server.port}`, "--from", "a@example.com"]
+        .concat(["--to", "b@example.com", "/dev/stdin"]),
+      {},
+      { stdin: new TextEncoder().encode(SEND_MESSAGE) },
+    );
+    assert.equal(r.code, 0, r.stderr);
+    const [msg] = await readSpool(server.spool);
+    assert.ok(msg);
+    await assertStored(msg, SEND_MESSAGE);
+    // A pipe cannot be measured before it is read: no SIZE is declared.
+    assert.equal(msg.meta.mailParams["SIZE"], undefined);
+  },
+});
+
 Deno.test("e2e: send turns bare LF and bare CR into CRLF, declares SIZE and BODY=8BITMIME", async () => {
   await using server = await startServer();
   const file = `${server.dir}/mixed.eml`;

@@ -417,6 +417,25 @@ Deno.test("sendMail throws SendError for a failing MAIL and a failing end of dat
   });
 });
 
+Deno.test("sendMail takes a 3xx where a 2xx belongs for a failure (SPEC §2: non-2xx)", async () => {
+  await withFake({ endOfData: "354 weird" }, async (fake) => {
+    const error = await sendMail(base(fake)).catch((e) => e);
+    assert.ok(error instanceof SendError);
+    assert.equal(error.message, "354 weird");
+  });
+  await withFake({ reply: (v) => v === "MAIL" ? "334 what" : undefined }, async (fake) => {
+    const error = await sendMail(base(fake)).catch((e) => e);
+    assert.ok(error instanceof SendError);
+    assert.equal(error.code, 334);
+  });
+  await withFake({ reply: (v) => v === "RCPT" ? "354 odd" : undefined }, async (fake) => {
+    const error = await sendMail(base(fake)).catch((e) => e);
+    assert.ok(error instanceof SendError);
+    assert.equal(error.code, 354);
+    assert.ok(!fake.transcript.includes("DATA"));
+  });
+});
+
 Deno.test("sendMail throws SendError for a refusing greeting", async () => {
   await withFake({ greeting: "554 5.3.2 Go away" }, async (fake) => {
     const error = await sendMail(base(fake)).catch((e) => e);
