@@ -150,8 +150,13 @@ class ReplyReader {
 }
 
 /** Names the step in an error: a command by its verb only (its arguments may hold secrets). */
+/** The phases `withTimeout` names that are no command. */
+const HANDSHAKE = "TLS handshake";
+const STARTTLS_HANDSHAKE = "TLS handshake after STARTTLS";
+
 function after(command: string): string {
   if (command === "") return " before its greeting";
+  if (command === HANDSHAKE || command === STARTTLS_HANDSHAKE) return ` in the ${command}`;
   return ` after ${command === END_OF_DATA ? command : command.split(" ")[0]}`;
 }
 
@@ -447,12 +452,12 @@ async function connect(options: SendOptions, timeoutMs: number, label: string): 
   }
   try {
     // Deno's handshake is lazy; doing it now reports a bad certificate as such.
-    await withTimeout(conn, conn.handshake(), timeoutMs, "TLS handshake");
+    await withTimeout(conn, conn.handshake(), timeoutMs, HANDSHAKE);
     return conn;
   } catch (e: unknown) {
     if (e instanceof SendError) throw e;
     conn.close();
-    throw new SendError(0, `TLS with ${label} failed: ${reason(e)}`);
+    throw new SendError(0, `TLS with ${label} failed: ${tlsReason(e)}`);
   }
 }
 
@@ -464,21 +469,48 @@ async function upgrade(
 ): Promise<Wire> {
   try {
     if (wire instanceof NodeWire) {
-      return await withTimeout(wire, nodeStartTls(wire, options.host), timeoutMs, "STARTTLS");
+      return await withTimeout(
+        wire,
+        nodeStartTls(wire, options.host),
+        timeoutMs,
+        STARTTLS_HANDSHAKE,
+      );
     }
     const conn = await Deno.startTls(wire as Deno.TcpConn, {
       hostname: options.host,
       ...(options.caCerts ? { caCerts: options.caCerts } : {}),
     });
-    await withTimeout(conn, conn.handshake(), timeoutMs, "STARTTLS");
+    await withTimeout(conn, conn.handshake(), timeoutMs, STARTTLS_HANDSHAKE);
     return conn;
   } catch (e: unknown) {
     if (e instanceof SendError) throw e;
-    throw new SendError(0, `TLS with ${label} failed: ${reason(e)}`, "STARTTLS");
+    throw new SendError(0, `TLS with ${label} failed: ${tlsReason(e)}`, "STARTTLS");
   }
 }
 
 function reason(e: unknown): string {
   const text = e instanceof Error ? e.message : String(e);
   return text.split("\n")[0]!;
+}
+
+/** rustls's verdicts on a server certificate, in words (other clients accept some of them). */
+const CERTIFICATE_ERRORS: [RegExp, string][] = [
+  [
+    /CaUsedAsEndEntity/,
+    "the server's certificate is a CA certificate (basicConstraints CA:TRUE, which `openssl req " +
+    "-x509` sets by default), and Deno's TLS refuses one as a server's own; use --insecure, or a " +
+    "certificate made with -addext basicConstraints=critical,CA:FALSE",
+  ],
+  [
+    /UnknownIssuer/,
+    "the server's certificate is signed by no CA trusted here (give it with --ca, or use --insecure)",
+  ],
+  [/NotValidForName/, "the server's certificate is not valid for the name given to --server"],
+  [/\bExpired/, "the server's certificate has expired"],
+];
+
+function tlsReason(e: unknown): string {
+  const text = reason(e);
+  const known = CERTIFICATE_ERRORS.find(([pattern]) => pattern.test(text));
+  return known ? `${known[1]} (${text})` : text;
 }
