@@ -39,6 +39,8 @@ export interface MessageOutcome {
    * the reply never left, so what it promised is undone.
    */
   unsent?: () => void;
+  /** The session ends with `421 4.3.2` after this reply (`--exit-after` reached). */
+  last?: boolean;
 }
 
 export interface AuthRequest {
@@ -129,6 +131,8 @@ export class Connection {
   #onEnd = () => this.#peerEnd();
   /** The client closed its sending side: answer what it sent, then close. */
   #peerEnded = false;
+  /** The last replies are flushing, then the socket ends. */
+  #ending = false;
   /** A `disconnect` fault: the replies owed are flushing, then the close; no more commands. */
   #dropping = false;
 
@@ -312,6 +316,12 @@ export class Connection {
             this.#flushThenEnd();
             return "closed";
           }
+          if (this.#draining && session.idle()) {
+            // The transaction in flight is over: commands pipelined behind
+            // it must not start another one (SIGTERM, `--exit-after`).
+            this.#closeWith(REPLY_SHUTDOWN(this.#options.config.hostname));
+            return "closed";
+          }
           if (this.#outBytes >= REPLY_HIGH_WATER) pending = this.#flush() ?? null;
           break;
         case "close":
@@ -361,6 +371,7 @@ export class Connection {
             // The client left in the same tick as the commit ended: its 250 is never sent.
             if (this.#closed) return void outcome.unsent?.();
             if (outcome.after || outcome.unsent) this.#afterFlush.push(outcome);
+            if (outcome.last) this.#draining = true;
             session.resumeMessageEnd(outcome.reply);
           });
           break;
@@ -460,13 +471,15 @@ export class Connection {
   }
 
   #flushThenEnd(): void {
+    this.#ending = true;
     const drain = this.#flush();
     if (drain) void drain.then(() => this.#end());
     else this.#end();
   }
 
   #closeWith(reply: Reply): void {
-    if (this.#closing) return;
+    // Once the end is under way (a 421 or 221 flushing), no second last word.
+    if (this.#closing || this.#ending) return;
     // Nothing the client sends after this reply may still be executed.
     this.#socket.off("data", this.#onData);
     this.#out.push(formatReply(reply));

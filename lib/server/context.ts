@@ -23,6 +23,12 @@ export interface ServerContext {
   emlPath(id: string): string;
   /** Removes a stored message (`.json` first, so readers never see half of it). */
   withdraw(id: string): Promise<void>;
+  /**
+   * Whether a message committed now reaches `--exit-after`: its session
+   * then ends with `421 4.3.2` after the 250, so nothing it pipelined starts
+   * another transaction before the drain (which begins once the 250 is out).
+   */
+  reachesExitAfter(): boolean;
   /** A message was stored and its 250 sent. */
   stored(meta: Meta, emlPath: string): void;
   /** A connection ended. */

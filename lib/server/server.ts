@@ -135,6 +135,8 @@ export class Server {
       emlPath: (id) => join(spool.dir, `${id}.eml`),
       withdraw: (id) => spool.remove(id),
       stored: (meta, emlPath) => this.#stored(meta, emlPath),
+      reachesExitAfter: () =>
+        options.exitAfter !== undefined && this.#storedCount + 1 >= options.exitAfter,
       released: () => this.#counters.release(),
     };
   }

@@ -282,6 +282,7 @@ export class SessionHandler implements ConnectionHandler {
     const ms = Date.now() - this.#messageStarted;
     return {
       reply: queuedReply(meta.id),
+      ...(this.#ctx.reachesExitAfter() ? { last: true } : {}),
       // SPEC §3: no 250, no .json — also when the 250 never left this server.
       unsent: () => void this.#ctx.withdraw(meta.id).catch(() => {}),
       after: () => {

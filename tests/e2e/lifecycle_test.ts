@@ -235,6 +235,43 @@ Deno.test("e2e: --exit-after 2 exits 0 after the second stored message", async (
   await assertStored(msgs[1]!, "two\r\n");
 });
 
+Deno.test("e2e: --exit-after 1 starts no transaction pipelined behind the one that ended it", async () => {
+  const s = await ehloed(["--exit-after", "1"]);
+  await using _ = s;
+  // Twenty transactions in one write: only the first may be stored.
+  await s.client.send(
+    "MAIL FROM:<a@x.example>\r\nRCPT TO:<b@x.example>\r\nBDAT 5 LAST\r\nhello".repeat(20),
+  );
+  const replies = [];
+  for (;;) {
+    const reply = await s.client.readReply();
+    replies.push(reply.raw.trimEnd());
+    if (reply.code === 421) break;
+  }
+  assert.equal(replies.length, 4, replies.join(" | "));
+  assert.match(replies[2]!, /^250 2\.0\.0 Ok: queued as /);
+  assert.match(replies[3]!, /^421 4\.3\.2 /);
+  await s.client.expectClosed();
+  assert.equal(await s.server.exited(15_000), 0);
+  assert.equal((await readSpool(s.server.spool)).length, 1);
+});
+
+Deno.test("e2e: SIGTERM during a transaction: it finishes, then 421 instead of the pipelined next MAIL", async () => {
+  const s = await ehloed();
+  await using _ = s;
+  await s.client.send("MAIL FROM:<a@x.example>\r\n");
+  assert.equal((await s.client.readReply()).code, 250);
+  s.server.signal("SIGTERM");
+  await s.server.waitForStderr(/shutting down/);
+  await s.client.send("RCPT TO:<b@x.example>\r\nBDAT 3 LAST\r\nabcMAIL FROM:<c@x.example>\r\n");
+  assert.equal((await s.client.readReply()).code, 250);
+  assert.match((await s.client.readReply()).raw, /^250 2\.0\.0 Ok: queued as /);
+  assert.match((await s.client.readReply()).raw, /^421 4\.3\.2 /);
+  await s.client.expectClosed();
+  assert.equal(await s.server.exited(15_000), 0);
+  assert.equal((await readSpool(s.server.spool)).length, 1);
+});
+
 Deno.test("e2e: two servers sharing one spool never reuse an id", async () => {
   await using a = await started();
   await using b = await started(["--spool", a.spool]);
