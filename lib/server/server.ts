@@ -276,18 +276,9 @@ export class Server {
       closeEarly("too many connections");
       return;
     }
-    // An onConnect that never settles holds the slot no longer than --timeout,
-    // and a shutdown drains it like a handshake (no session yet, no 421 owed).
+    // A shutdown drains the connect stage like a handshake (no session yet, no 421 owed).
     this.#handshaking.add(stream);
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timedOut = new Promise<"timeout">((resolve) => {
-      timer = setTimeout(() => resolve("timeout"), timerDelay(this.#setup.timeoutMs));
-    });
-    const refusal = await Promise.race([
-      this.#connectStage({ client, server, tls: listener.tls }, conn),
-      timedOut,
-    ]);
-    clearTimeout(timer);
+    const refusal = await this.#connectStage({ client, server, tls: listener.tls }, conn);
     this.#handshaking.delete(stream);
     if (refusal === "timeout") {
       this.#refuse(stream, REPLY_TIMEOUT(this.#setup.hostname), conn, client.address);
@@ -336,7 +327,12 @@ export class Server {
     if (this.#stopping) connection.shutdown();
   }
 
-  /** The `connect` stage: `onConnect` and `--fault connect …`, before the greeting. */
+  /**
+   * The `connect` stage: `--fault connect …`, then `onConnect`, before the
+   * greeting. An onConnect that never settles holds its connection slot no
+   * longer than `--timeout` ("timeout"); a fault's delay is served in full
+   * (SPEC §8: "then carry on normally"), as at every other stage.
+   */
   async #connectStage(
     info: {
       client: { address: string; port: number };
@@ -344,7 +340,7 @@ export class Server {
       tls: boolean;
     },
     conn: number,
-  ): Promise<Reply | "disconnect" | null> {
+  ): Promise<Reply | "disconnect" | "timeout" | null> {
     const action = this.#setup.faults.match("connect", info.client.address);
     if (action?.type === "disconnect") return "disconnect";
     if (action?.type === "reply") return action.reply;
@@ -354,8 +350,14 @@ export class Server {
     }
     const onConnect = this.#options.onConnect;
     if (!onConnect) return null;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timedOut = new Promise<"timeout">((resolve) => {
+      timer = setTimeout(() => resolve("timeout"), timerDelay(this.#setup.timeoutMs));
+    });
     try {
-      const decision = toDecision(await onConnect(info), {
+      const answer = await Promise.race([onConnect(info), timedOut]);
+      if (answer === "timeout") return answer;
+      const decision = toDecision(answer, {
         code: 554,
         enhanced: "5.7.1",
         lines: ["Not allowed"],
@@ -367,6 +369,8 @@ export class Server {
         error: e instanceof Error ? (e.stack ?? e.message) : String(e),
       });
       return replyFrom({ code: 421, enhanced: "4.3.0", text: "Temporary server error" });
+    } finally {
+      clearTimeout(timer);
     }
   }
 

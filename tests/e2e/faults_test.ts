@@ -111,6 +111,17 @@ Deno.test("e2e faults: mail delay 2s delays the MAIL reply by at least 2 s, then
   assert.equal(msg.meta.mailFrom, "slow@example.com");
 });
 
+Deno.test("e2e faults: a connect delay longer than --timeout is served, then the greeting", async () => {
+  await using server = await startServer(["--timeout", "1s", "--fault", "connect delay 1500ms"]);
+  const started = Date.now();
+  await using c = await server.connect();
+  const greeting = await c.readReply();
+  const took = Date.now() - started;
+  assert.equal(greeting.code, 220, greeting.raw);
+  assert.ok(took >= 1500, `greeted after ${took} ms`);
+  assert.equal((await c.command("EHLO client.example")).code, 250);
+});
+
 Deno.test("e2e faults: connect 421 4.3.2 replaces the greeting and closes", async () => {
   await using server = await startServer(["--fault", "connect 421 4.3.2 Not now"]);
   for (let i = 0; i < 2; i++) {
