@@ -6,6 +6,8 @@
  * @module
  */
 
+import { isIPv6 } from "node:net";
+
 const DURATION_REGEXP = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/;
 const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
@@ -93,9 +95,10 @@ export interface HostPort {
 
 /**
  * A host outside brackets: a name or an IPv4 address. Letters (also non-ASCII
- * ones), digits, `.`, `_` and `-`; so `*`, `/` and spaces can never be a host.
+ * ones), ASCII digits, `.`, `_` and `-`; so `*`, `/`, spaces and other
+ * scripts' digits (`١٢٧.٠.٠.١`, which no resolver takes) can never be a host.
  */
-const HOST_REGEXP = /^[\p{L}\p{N}._-]+$/u;
+const HOST_REGEXP = /^[\p{L}0-9._-]+$/u;
 
 /**
  * Parses `HOST:PORT` (`127.0.0.1:1025`, `[::1]:0`, `localhost:2525`).
@@ -115,6 +118,11 @@ export function parseHostPort(text: string): HostPort {
   }
   const port = Number(match[3]);
   if (port > 65535) throw new RangeError(`Cannot use "${text}": port must be 0 to 65535`);
+  if (match[1] !== undefined && !isIPv6(match[1])) {
+    throw new SyntaxError(
+      `Cannot use "${text}": "${match[1]}" is not an IPv6 address (brackets are for IPv6 only)`,
+    );
+  }
   if (match[2] !== undefined && !HOST_REGEXP.test(match[2])) {
     throw new SyntaxError(
       `Cannot use "${text}": "${match[2]}" is not a host name or address`,

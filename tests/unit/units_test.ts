@@ -41,6 +41,8 @@ Deno.test("parseSize reads bytes and decimal and binary units", () => {
 Deno.test("parseHostPort reads names, IPv4 and bracketed IPv6", () => {
   assert.deepEqual(parseHostPort("127.0.0.1:1025"), { host: "127.0.0.1", port: 1025 });
   assert.deepEqual(parseHostPort("[::1]:0"), { host: "::1", port: 0 });
+  assert.deepEqual(parseHostPort("[::ffff:127.0.0.1]:25"), { host: "::ffff:127.0.0.1", port: 25 });
+  assert.deepEqual(parseHostPort("bücher.test:25"), { host: "bücher.test", port: 25 });
   assert.deepEqual(parseHostPort("localhost:2525"), { host: "localhost", port: 2525 });
   assert.deepEqual(parseHostPort("mx_1.example-host.test:25"), {
     host: "mx_1.example-host.test",
@@ -59,6 +61,10 @@ Deno.test("parseHostPort refuses a host no name or address can be", () => {
       "a*b:25",
       " :25",
       "999.1.1.1:25",
+      "[:::]:0",
+      "[1:2:3]:25",
+      "[127.0.0.1]:25",
+      "\u0661\u0662\u0667.\u0660.\u0660.\u0661:0", // Arabic-Indic digits
     ]
   ) {
     assert.throws(() => parseHostPort(bad), SyntaxError, bad);
