@@ -249,7 +249,12 @@ function strictParse(
       throw new UsageError(`unknown flag (${help})`, flag);
     }
     if (code === "ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL") {
-      throw new UsageError(`unexpected argument "${/'([^']*)'/.exec(message)?.[1] ?? ""}"`);
+      const arg = /'([^']*)'/.exec(message)?.[1] ?? "";
+      // `smtpd --spool X list`: the command must come first.
+      const hint = command === "serve" && (COMMANDS as readonly string[]).includes(arg)
+        ? ` (the command comes first: smtpd ${arg} [flags])`
+        : "";
+      throw new UsageError(`unexpected argument "${arg}"${hint}`);
     }
     if (code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE") {
       if (message.includes("does not take an argument")) {

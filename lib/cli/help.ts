@@ -63,9 +63,9 @@ const COMPANIONS: Record<Exclude<CommandName, "serve">, string> = {
   list: `Usage: smtpd list [--spool DIR] [--json]
 
 One line per stored message, oldest first: ID, RECEIVED (UTC), FROM, TO, SUBJECT, SIZE (bytes).
-Long columns are cut with "…". On a terminal a header line comes first (an empty spool prints
-nothing); in a pipe there is none, so smtpd list | wc -l counts messages. A <id>.json that holds
-no valid metadata is skipped with a warning on stderr.
+On a terminal a header line comes first (an empty spool prints nothing) and long columns are
+cut with "…"; in a pipe there is no header and every value is whole, so smtpd list | wc -l
+counts messages. A <id>.json that holds no valid metadata is skipped with a warning on stderr.
 
 ${SPOOL}
   --json                   one meta object (the <id>.json) per line instead

@@ -6,6 +6,7 @@
  * @module
  */
 
+import { errorReason } from "../os_error.ts";
 import { Socket } from "node:net";
 import { join, resolve } from "node:path";
 import {
@@ -504,13 +505,6 @@ function loggerLevels(options: ServeOptions): { level: LogLevel; format: LogForm
     level: options.logLevel ?? DEFAULTS.logLevel,
     format: options.logFormat ?? DEFAULTS.logFormat,
   };
-}
-
-function errorReason(e: unknown): string {
-  if (e instanceof Deno.errors.NotFound) return "no such file or directory";
-  if (e instanceof Deno.errors.PermissionDenied) return "permission denied";
-  // "No space left on device (os error 28): writefile '…'": the path is named by the caller.
-  return e instanceof Error ? e.message.replace(/ \(os error \d+\).*$/s, "") : String(e);
 }
 
 /**

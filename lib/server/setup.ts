@@ -7,6 +7,7 @@
  * @module
  */
 
+import { errorReason } from "../os_error.ts";
 import { LOG_FORMATS, LOG_LEVELS } from "../log.ts";
 import { type HostPort, parseDuration, parseHostPort, parseSize } from "../units.ts";
 import { type Cidr, parseCidr } from "./cidr.ts";
@@ -179,7 +180,7 @@ export async function setup(options: ServeOptions): Promise<Setup> {
       if (e instanceof Deno.errors.NotFound) {
         throw new StartupError(`cannot read auth file ${options.authFile}: not found`);
       }
-      throw new StartupError(`cannot read auth file ${options.authFile}: ${String(e)}`);
+      throw new StartupError(`cannot read auth file ${options.authFile}: ${errorReason(e)}`);
     }
   }
   // CRAM-MD5 needs the password on our side: not with an onAuth callback.

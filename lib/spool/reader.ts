@@ -6,6 +6,7 @@
  * @module
  */
 
+import { errorReason } from "../os_error.ts";
 import { idTime, isMessageId } from "./id.ts";
 import { type Meta, parseMeta } from "./meta.ts";
 import { absolutePath, joinPath } from "./fsync.ts";
@@ -138,7 +139,12 @@ export class SpoolReader {
         if (isMessageId(id)) ids.push(id);
       }
     } catch (e: unknown) {
-      if (!(e instanceof Deno.errors.NotFound)) throw e;
+      if (!(e instanceof Deno.errors.NotFound)) {
+        // Deno's "Not a directory (os error 20): readdir '…'" does not say what it is for;
+        // the error keeps its class (the CLI's exit 1).
+        if (e instanceof Error) e.message = `cannot read spool ${this.dir}: ${errorReason(e)}`;
+        throw e;
+      }
     }
     return ids.sort();
   }

@@ -154,6 +154,22 @@ Deno.test("e2e: list on an empty spool prints nothing and exits 0", async () => 
   assert.equal(r.stdout, "");
 });
 
+Deno.test("e2e: every reader on a spool path that is a file exits 1 with one line naming the spool", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "smtpd-e2e-" });
+  try {
+    const file = `${dir}/file`;
+    await Deno.writeTextFile(file, "x");
+    for (const command of [["list"], ["show", "latest"], ["wait", "--timeout", "0"], ["purge"]]) {
+      const r = await runCli([...command, "--spool", file]);
+      assert.equal(r.code, 1, `${command[0]}: ${r.stderr}`);
+      assert.match(r.stderr, new RegExp(`^smtpd: cannot read spool ${file}: \\S.*\n$`), command[0]);
+      assert.doesNotMatch(r.stderr, /os error/);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("e2e: show ID and show latest print the .eml byte for byte; --meta its JSON", async () => {
   await using server = await startServer();
   const m1 = "Subject: one\r\n\r\n.leading dot\r\n";

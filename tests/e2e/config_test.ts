@@ -375,6 +375,24 @@ Deno.test("e2e: an auth file with a bad line exits 1 (like a bad certificate), n
   }
 });
 
+Deno.test("e2e: an auth file that is a directory exits 1 with the OS reason, not Deno's error text", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "smtpd-e2e-" });
+  try {
+    const r = await runCli([
+      "--listen",
+      "127.0.0.1:0",
+      "--spool",
+      `${dir}/spool`,
+      "--auth-file",
+      dir,
+    ]);
+    assert.equal(r.code, 1, r.stderr);
+    assertOneLine(r.stderr, new RegExp(`^smtpd: cannot read auth file ${dir}: Is a directory$`));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test({
   name: "e2e: a log file that stops taking lines (disk full) costs no message: lines go to stderr",
   ignore: Deno.build.os !== "linux", // /dev/full

@@ -285,6 +285,10 @@ Deno.test("parseCommandLine names the flag and the problem in each usage error",
     [["send", "-h=yes"], "--help: takes no value"],
     [["list", "--version=1"], "--version: takes no value"],
     [["serve", "extra"], 'unexpected argument "extra"'],
+    [
+      ["--spool", "x", "list"],
+      'unexpected argument "list" (the command comes first: smtpd list [flags])',
+    ],
     [["lsit"], 'unknown command "lsit" (commands: serve, list, show, wait, purge, send)'],
     [["help", "nope"], 'unknown command "nope" (commands: serve, list, show, wait, purge, send)'],
   ];
