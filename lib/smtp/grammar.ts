@@ -290,7 +290,8 @@ export function parseMailArgs(args: string, maxSize: number): MailArgs | Reply {
   const split = splitPath(args, "FROM");
   if (!split) return syntaxReply("MAIL FROM:<address>");
   const reversePath = split.path === "" ? "" : stripSourceRoute(split.path);
-  if (reversePath !== "" && !isMailbox(reversePath)) return REPLY_BAD_SENDER;
+  // Only `<>` is the null path: `<@a,@b:>` is a route to no mailbox (RFC 5321 §4.1.2).
+  if (split.path !== "" && !isMailbox(reversePath)) return REPLY_BAD_SENDER;
   const params = checkParams(split.rest, MAIL_PARAMS, (l) => l.some(([n]) => n === "SMTPUTF8"));
   if (isRefusal(params)) return params;
   const smtputf8 = params["SMTPUTF8"] === true;

@@ -102,6 +102,9 @@ Deno.test("parseMailArgs refusals", () => {
     ["FROM:a@b", "501 5.5.4 Syntax: MAIL FROM:<address>"],
     ["TO:<a@b>", "501 5.5.4 Syntax: MAIL FROM:<address>"],
     ["FROM:<a b@c>", "501 5.5.4 Bad sender address syntax"],
+    // A source route to no mailbox is no null path (RFC 5321 §4.1.2).
+    ["FROM:<@x.test:>", "501 5.5.4 Bad sender address syntax"],
+    ["FROM:<@x.test,@z.test:> SMTPUTF8", "501 5.5.4 Bad sender address syntax"],
     ["FROM:<a@b> FOO=1", "555 5.5.4 Unsupported option: FOO"],
     ["FROM:<a@b> SIZE=x", "501 5.5.4 Bad SIZE parameter syntax"],
     ["FROM:<a@b> SIZE", "501 5.5.4 Bad SIZE parameter syntax"],
