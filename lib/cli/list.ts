@@ -19,14 +19,45 @@ const GAP = "  ";
 /** C0, DEL and C1 controls: a header must not move the cursor or start an escape sequence. */
 const CONTROL_REGEXP = /[\p{Cc}]/gu;
 
+const GRAPHEMES = new Intl.Segmenter(undefined, { granularity: "grapheme" });
 /**
- * Fits `text` into `width` code points, padding with spaces; a longer text
- * is cut with `…` when `cut`, else kept whole.
+ * Two terminal columns: East Asian Wide and Fullwidth characters (Hangul,
+ * CJK, kana, fullwidth forms) and emoji shown as emoji by default or with
+ * VS16; the usual `wcwidth` ranges, not the whole Unicode table.
+ */
+const WIDE_REGEXP =
+  /[\u1100-\u115F\u2E80-\u303E\u3041-\u33FF\u3400-\u4DBF\u4E00-\u9FFF\uA000-\uA4CF\uAC00-\uD7A3\uF900-\uFAFF\uFE30-\uFE4F\uFF00-\uFF60\uFFE0-\uFFE6\uFE0F\u{20000}-\u{3FFFD}]|\p{Emoji_Presentation}/u;
+/** No column: combining marks and zero-width characters alone. */
+const ZERO_WIDTH_REGEXP = /^[\p{M}\u200B-\u200F\u2060\uFEFF]+$/u;
+
+/** Terminal columns of one grapheme cluster. */
+function columns(grapheme: string): number {
+  if (ZERO_WIDTH_REGEXP.test(grapheme)) return 0;
+  return WIDE_REGEXP.test(grapheme) ? 2 : 1;
+}
+
+/**
+ * Fits `text` into `width` terminal columns (a CJK character or an emoji
+ * takes two), padding with spaces; a longer text is cut with `…` when
+ * `cut`, else kept whole.
  */
 export function fit(text: string, width: number, cut = true): string {
-  const chars = [...text.replace(CONTROL_REGEXP, " ")];
-  if (chars.length > width) return cut ? chars.slice(0, width - 1).join("") + "…" : chars.join("");
-  return chars.join("") + " ".repeat(width - chars.length);
+  const clean = text.replace(CONTROL_REGEXP, " ");
+  let used = 0;
+  /** Where the text is cut, and the columns before: what fits beside an `…`. */
+  let cutAt = -1;
+  let cutWidth = 0;
+  for (const { segment, index } of GRAPHEMES.segment(clean)) {
+    const w = columns(segment);
+    if (cutAt < 0 && used + w > width - 1) {
+      cutAt = index;
+      cutWidth = used;
+    }
+    used += w;
+  }
+  if (used <= width) return clean + " ".repeat(width - used);
+  if (!cut) return clean;
+  return clean.slice(0, cutAt) + "…" + " ".repeat(width - 1 - cutWidth);
 }
 
 /** The header line of the table (no newline). */

@@ -74,8 +74,18 @@ Deno.test("formatListRow for a pipe keeps every value whole, still one line", ()
   assert.equal(formatListRow(short, false), formatListRow(short), "values that fit look the same");
 });
 
-Deno.test("fit counts code points, not UTF-16 units", () => {
-  assert.equal(fit("😀😀😀", 3), "😀😀😀");
-  assert.equal(fit("😀😀😀😀", 3), "😀😀…");
+Deno.test("fit counts terminal columns: wide characters two, combining marks none", () => {
   assert.equal(fit("ab", 4), "ab  ");
+  assert.equal(fit("abcde", 4), "abc…");
+  assert.equal(fit("😀😀", 4), "😀😀");
+  assert.equal(fit("😀😀😀", 4), "😀… ", "an emoji does not fit beside the … : padded");
+  assert.equal(fit("日本語", 6), "日本語");
+  assert.equal(fit("日本語テキスト", 6), "日本… ");
+  assert.equal(
+    fit("e\u0301e\u0301", 3),
+    "e\u0301e\u0301 ",
+    "é as e + combining acute is one column",
+  );
+  assert.equal(fit("𝒜𝒜𝒜", 3), "𝒜𝒜𝒜", "astral but narrow: one column each");
+  assert.equal(fit("😀😀😀", 4, false), "😀😀😀", "uncut in a pipe");
 });
