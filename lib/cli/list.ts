@@ -30,6 +30,8 @@ const WIDE_REGEXP =
 /** No column: combining marks and zero-width characters alone. */
 const ZERO_WIDTH_REGEXP = /^[\p{M}\u200B-\u200F\u2060\uFEFF]+$/u;
 
+const PRINTABLE_ASCII_REGEXP = /^[\x20-\x7e]*$/;
+
 /** Terminal columns of one grapheme cluster. */
 function columns(grapheme: string): number {
   if (ZERO_WIDTH_REGEXP.test(grapheme)) return 0;
@@ -43,6 +45,10 @@ function columns(grapheme: string): number {
  */
 export function fit(text: string, width: number, cut = true): string {
   const clean = text.replace(CONTROL_REGEXP, " ");
+  if (PRINTABLE_ASCII_REGEXP.test(clean)) { // the usual row: one column per character
+    if (clean.length <= width) return clean + " ".repeat(width - clean.length);
+    return cut ? clean.slice(0, width - 1) + "…" : clean;
+  }
   let used = 0;
   /** Where the text is cut, and the columns before: what fits beside an `…`. */
   let cutAt = -1;
