@@ -85,6 +85,8 @@ class StderrQueue {
   #dropped = 0;
   #notice: ((dropped: number) => string) | null = null;
   #writing: Promise<void> | null = null;
+  /** Ends the batching wait of the drain under way, if it is waiting. */
+  #hurry: (() => void) | null = null;
   /** stderr is closed (EPIPE): lines are dropped silently from then on. */
   #gone = false;
 
@@ -147,7 +149,15 @@ class StderrQueue {
 
   async #drain(): Promise<void> {
     try {
-      await new Promise((resolve) => setTimeout(resolve, STDERR_BATCH_MS));
+      // A flush (exit) cuts the wait short: the lines must start out at once.
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, STDERR_BATCH_MS);
+        this.#hurry = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.#hurry = null;
       while (this.#head < this.#lines.length) {
         const batch = this.#nextBatch();
         try {
@@ -179,6 +189,7 @@ class StderrQueue {
    */
   async flush(ms: number, stop: () => boolean): Promise<void> {
     this.#tellDropped(this.#notice);
+    this.#hurry?.();
     const deadline = Date.now() + ms;
     while (this.#writing !== null && !stop()) {
       const left = deadline - Date.now();

@@ -150,7 +150,10 @@ async function source(
   let handle: Deno.FsFile | undefined;
   try {
     handle = await Deno.open(file);
-    if (!(await handle.stat()).isFile) return { message: handle.readable };
+    const info = await handle.stat();
+    // Opening a directory works; reading it fails only once DATA has begun.
+    if (info.isDirectory) throw new Deno.errors.IsADirectory("is a directory");
+    if (!info.isFile) return { message: handle.readable };
     const scan = new DotStuffer();
     const buffer = new Uint8Array(64 * 1024);
     for (let n; (n = await handle.read(buffer)) !== null;) scan.push(buffer.subarray(0, n));

@@ -501,6 +501,14 @@ Deno.test({
   },
 });
 
+Deno.test("e2e: send of a directory fails before any SMTP, naming it", async () => {
+  await using server = await startServer();
+  const r = await sendFile(server.port, server.dir);
+  assert.equal(r.code, 1, r.stderr);
+  assert.equal(r.stderr, `smtpd: send: cannot read ${server.dir}: is a directory\n`);
+  assert.deepEqual(await readSpool(server.spool), []);
+});
+
 Deno.test("e2e: send turns bare LF and bare CR into CRLF, declares SIZE and BODY=8BITMIME", async () => {
   await using server = await startServer();
   const file = `${server.dir}/mixed.eml`;
