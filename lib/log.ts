@@ -261,10 +261,26 @@ function takeBack(file: Deno.FsFile, count: number): boolean {
 /** Renders a field value for text lines: bare when safe, JSON-quoted otherwise. */
 function textValue(value: unknown): string {
   if (typeof value === "number" || typeof value === "boolean") return String(value);
-  if (typeof value === "string" && /^[\w.:@\-\/\[\]+,<>]*$/.test(value) && value !== "") {
+  // A backslash stays bare: a Windows path copied from the log must work as it is.
+  if (typeof value === "string" && /^[\w.:@\-\/\\\[\]+,<>]*$/.test(value) && value !== "") {
     return value;
   }
-  return JSON.stringify(value) ?? "null";
+  return escapeJsonUnsafe(JSON.stringify(value) ?? "null");
+}
+
+/**
+ * What JSON.stringify leaves raw but a terminal or a line splitter acts on:
+ * DEL, the C1 controls (U+009B starts an escape sequence) and U+2028/2029.
+ */
+const JSON_UNSAFE_REGEXP = /[\u007f-\u009f\u2028\u2029]/g;
+/** Every control character, for client text in a text line's message. */
+// deno-lint-ignore no-control-regex
+const CONTROL_REGEXP = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g;
+
+const unicodeEscape = (c: string): string => "\\u" + c.charCodeAt(0).toString(16).padStart(4, "0");
+
+function escapeJsonUnsafe(json: string): string {
+  return json.replace(JSON_UNSAFE_REGEXP, unicodeEscape);
 }
 
 export class Logger {
@@ -335,8 +351,14 @@ export class Logger {
 
   #render(level: LogLevel, msg: string, fields: LogFields): string {
     const time = this.#time();
-    if (this.#format === "json") return JSON.stringify({ time, level, msg, ...fields });
-    let line = `${time} ${level.toUpperCase().padEnd(5)} ${msg}`;
+    if (this.#format === "json") {
+      return escapeJsonUnsafe(JSON.stringify({ time, level, msg, ...fields }));
+    }
+    // A transcript line is client text: a CR or an escape in it must not
+    // start a forged line or drive the terminal that shows the log.
+    let line = `${time} ${level.toUpperCase().padEnd(5)} ${
+      msg.replace(CONTROL_REGEXP, unicodeEscape)
+    }`;
     for (const [key, value] of Object.entries(fields)) {
       if (value !== undefined) line += ` ${key}=${textValue(value)}`;
     }

@@ -155,3 +155,31 @@ Deno.test("Logger: lines the sink refuses go to the fallback, after one line say
   ]);
   assert.deepEqual(msgs(file), [["info", "three", undefined]]);
 });
+
+Deno.test("Logger: client control characters never start a line or reach a terminal raw", () => {
+  const lines: string[] = [];
+  const text = new Logger({ level: "debug", sink: (l) => lines.push(l), now: () => new Date(0) });
+  text.debug(
+    "< EHLO x\r2026-11-25T05:00:00.000Z INFO  message stored id=FAKE\x1b]0;t\x07\u2028\u009b",
+  );
+  text.info("started", { spool: "C:\\Users\\me\\spool", from: "a\u2028\u0085b" });
+  const json = new Logger({ format: "json", sink: (l) => lines.push(l), now: () => new Date(0) });
+  json.info("x\u007f\u2029", { from: "\u009b" });
+  for (const line of lines) {
+    assert.doesNotMatch(line, /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/, line);
+  }
+  assert.equal(
+    lines[0],
+    "1970-01-01T00:00:00.000Z DEBUG < EHLO x\\u000d2026-11-25T05:00:00.000Z INFO  message stored id=FAKE\\u001b]0;t\\u0007\\u2028\\u009b",
+  );
+  assert.equal(
+    lines[1],
+    '1970-01-01T00:00:00.000Z INFO  started spool=C:\\Users\\me\\spool from="a\\u2028\\u0085b"',
+  );
+  assert.deepEqual(JSON.parse(lines[2]!), {
+    time: "1970-01-01T00:00:00.000Z",
+    level: "info",
+    msg: "x\u007f\u2029",
+    from: "\u009b",
+  });
+});
