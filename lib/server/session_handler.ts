@@ -380,7 +380,8 @@ export class SessionHandler implements ConnectionHandler {
       client: this.#info.client.address,
       code: reply.code,
       enhanced: reply.enhanced || undefined,
-      text: reply.lines.join(" / "),
+      // A reply may echo client text (VRFY, an --accept-rcpt refusal): cut like any.
+      text: clipForLog(reply.lines.join(" / ")),
     });
   }
 
