@@ -101,6 +101,8 @@ function trimSpaces(text: string): string {
 export function redactCommand(line: string, command: Command | null, afterAuth = false): string {
   if (command === null && afterAuth) return "***";
   if (!isAuthLine(line, command)) return line;
+  // `AUTH:PLAIN <secret>`, ` AUTH …`: no telling its words apart, so none shows.
+  if (command === null && !/^auth[ \t]/i.test(line)) return "AUTH ***";
   const parts = line.split(/[ \t]+/).filter((p) => p !== "");
   // Only a word that can be a mechanism name shows: `AUTH PLAIN=<base64>` hides all.
   const mechanism = parts[1] === undefined || SASL_MECH_REGEXP.test(parts[1]) ? parts[1] : "***";
@@ -111,8 +113,12 @@ export function redactCommand(line: string, command: Command | null, afterAuth =
 /** RFC 4422 §3.1: a mechanism name is 1 to 20 of A-Z, 0-9, "-" and "_" (any case here). */
 const SASL_MECH_REGEXP = /^[A-Za-z0-9_-]{1,20}$/;
 
-/** AUTH followed by any blank: parseCommand splits on SP only. */
-const AUTH_LIKE_REGEXP = /^auth[ \t]/i;
+/**
+ * Anything that reads as AUTH but for its separator (a tab, `=`, `:`, a
+ * leading space): parseCommand splits on SP only, and such a line may still
+ * carry credentials.
+ */
+const AUTH_LIKE_REGEXP = /^\s*auth(?![a-z0-9])/i;
 
 /**
  * Whether a line is an AUTH command, or would be but for a tab.

@@ -38,6 +38,12 @@ Deno.test("redactCommand hides an AUTH initial response only", () => {
   strictEqual(redactCommand("AUTH\tPLAIN AHUAUFd0YWI0", null), "AUTH PLAIN ***");
   strictEqual(redactCommand("auth \t login  dXNlcg==", null), "auth login ***");
   strictEqual(redactCommand("AUTHX PLAIN abc", null), "AUTHX PLAIN abc");
+  // Near misses that may still carry credentials hide everything after AUTH.
+  for (
+    const line of [" AUTH PLAIN AGJvYg==", "AUTH:PLAIN dXNlcg", "AUTH=PLAIN x", "AUTH\vPLAIN x"]
+  ) {
+    strictEqual(redactCommand(line, null), "AUTH ***", JSON.stringify(line));
+  }
   // Malformed: no word that could be a mechanism name shows (it may be a secret).
   strictEqual(
     redactCommand("AUTH PLAIN=AGJvYgBwdzE=", parseCommand("AUTH PLAIN=AGJvYgBwdzE=")),
