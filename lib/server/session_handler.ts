@@ -180,7 +180,15 @@ export class SessionHandler implements ConnectionHandler {
       if (onAuth) {
         return this.#callback(
           "onAuth",
-          () => onAuth(request.username, request.password ?? "", request.mechanism),
+          // Only `true` accepts: a check that forgot its `return` must fail closed.
+          async () => {
+            const answer = await onAuth(
+              request.username,
+              request.password ?? "",
+              request.mechanism,
+            );
+            return answer === undefined || answer === null ? false : answer;
+          },
           REPLY_AUTH_FAILED,
           request.password ?? "",
         );

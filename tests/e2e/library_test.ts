@@ -189,6 +189,7 @@ Deno.test("e2e library: callbacks reject, throw (451 4.3.0) and record; close() 
   // onAuth against the map: wrong password, then right.
   const b64 = (s: string) => btoa(s);
   assert.match((await c.command(`AUTH PLAIN ${b64("\0app\0nope")}`)).raw, /^535 5\.7\.8/);
+  assert.match((await c.command(`AUTH PLAIN ${b64("\0forgetful\0x")}`)).raw, /^535 5\.7\.8/);
   assert.match((await c.command(`AUTH PLAIN ${b64("\0app\0s3cret")}`)).raw, /^235 2\.7\.0/);
   // onMailFrom throws → 451 4.3.0, and the session goes on.
   assert.match((await c.command("MAIL FROM:<boom@example.com>")).raw, /^451 4\.3\.0/);
