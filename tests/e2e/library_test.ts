@@ -250,6 +250,7 @@ Deno.test("e2e library: callbacks reject, throw (451 4.3.0) and record; close() 
   const auths = events.filter((e) => e.event === "auth");
   assert.deepEqual(auths, [
     { event: "auth", user: "app", mechanism: "PLAIN" },
+    { event: "auth", user: "forgetful", mechanism: "PLAIN" },
     { event: "auth", user: "app", mechanism: "PLAIN" },
   ]);
   assert.ok(!JSON.stringify(events).includes("s3cret"));
