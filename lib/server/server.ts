@@ -793,9 +793,16 @@ async function start(options: ServeOptions, earlySignals: () => number): Promise
   // Counted now: from here on the installed handlers see every new signal too.
   const early = earlySignals();
   void server.finished.then(uninstall);
-  const helper = obstacle === null
-    ? await HelperThread.start(options, shared, addresses, logger, spool)
-    : null;
+  let helper: HelperThread | null = null;
+  try {
+    if (obstacle === null) {
+      helper = await HelperThread.start(options, shared, addresses, logger, spool);
+    }
+  } catch (e: unknown) {
+    uninstall();
+    await server.abandon(); // a failed serve() leaves nothing listening
+    throw e;
+  }
   if (helper) server.adopt(helper);
   if (options.readyFile !== undefined) {
     try {

@@ -135,6 +135,11 @@ export type FromHelper =
 function helperOptions(options: ServeOptions, ports: { address: string; port: number }[]) {
   const copy: ServeOptions = { ...options, handleSignals: false };
   delete copy.readyFile;
+  // Known callbacks keep one thread (helperObstacle); a function under an
+  // unknown name (`onMesage`) is never called, and could not be cloned.
+  for (const [key, value] of Object.entries(copy)) {
+    if (typeof value === "function") delete (copy as Record<string, unknown>)[key];
+  }
   copy.listen = ports.map((p) => hostPort(p.address, p.port));
   return copy;
 }
