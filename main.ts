@@ -45,5 +45,10 @@ if (import.meta.main) {
     stdin: Deno.stdin.readable,
     stdoutIsTerminal: Deno.stdout.isTerminal(),
   };
-  Deno.exit(await run(Deno.args, Deno.env.toObject(), io));
+  // Windows variable names ignore case (`$env:smtpd_spool`); Deno keeps them as stored.
+  const env = Deno.env.toObject();
+  const lookup = Deno.build.os === "windows"
+    ? Object.fromEntries(Object.entries(env).map(([k, v]) => [k.toUpperCase(), v]))
+    : env;
+  Deno.exit(await run(Deno.args, lookup, io));
 }

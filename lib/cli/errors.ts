@@ -50,6 +50,8 @@ export const EXIT_SOFTWARE = 70;
 
 /** Deno errors that report the world (files, network), not a bug in smtpd. */
 const WORLD_ERRORS = [
+  // A Windows console refuses bytes that are not UTF-8 (`show` of a Latin-1 message).
+  Deno.errors.InvalidData,
   Deno.errors.NotFound,
   Deno.errors.PermissionDenied,
   Deno.errors.NotCapable,

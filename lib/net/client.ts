@@ -149,11 +149,11 @@ class ReplyReader {
   }
 }
 
-/** Names the step in an error: a command by its verb only (its arguments may hold secrets). */
 /** The phases `withTimeout` names that are no command. */
 const HANDSHAKE = "TLS handshake";
 const STARTTLS_HANDSHAKE = "TLS handshake after STARTTLS";
 
+/** Names the step in an error: a command by its verb only (its arguments may hold secrets). */
 function after(command: string): string {
   if (command === "") return " before its greeting";
   if (command === HANDSHAKE || command === STARTTLS_HANDSHAKE) return ` in the ${command}`;

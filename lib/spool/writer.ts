@@ -87,8 +87,10 @@ export function toSpoolError(e: unknown, action: string): SpoolError {
   if (e instanceof SpoolError) return e;
   const code = (e as { code?: unknown } | null)?.code;
   const message = e instanceof Error ? e.message : String(e);
+  // Deno names ENOSPC only: a quota (Linux 122 "Disk quota exceeded", macOS
+  // "Disc quota exceeded") or a size limit (EFBIG, Windows 223) is told by its text.
   const full = code === "ENOSPC" || code === "EDQUOT" || code === "EFBIG" ||
-    /no space left|file too large/i.test(message);
+    /no space left|file too large|quota exceeded|file size exceeds/i.test(message);
   const reason = message.split("\n", 1)[0];
   return new SpoolError(full ? "full" : "unwritable", `${action}: ${reason}`, { cause: e });
 }

@@ -393,6 +393,16 @@ Deno.test("toSpoolError maps ENOSPC, EDQUOT and EFBIG to full and other errors t
   assert.equal(toSpoolError(Object.assign(new Error("x"), { code: "EDQUOT" }), "a").kind, "full");
   // Deno's error for a write past `ulimit -f` (SIGXFSZ ignored) has no code.
   assert.equal(toSpoolError(new Error("File too large (os error 27)"), "a").kind, "full");
+  // Quotas and size limits as Deno words them, with no code (Linux, macOS, Windows).
+  for (
+    const text of [
+      "Disk quota exceeded (os error 122)",
+      "Disc quota exceeded (os error 69)",
+      "The file size exceeds the limit allowed and cannot be saved. (os error 223)",
+    ]
+  ) {
+    assert.equal(toSpoolError(new Error(text), "a").kind, "full", text);
+  }
   const denied = toSpoolError(new Deno.errors.PermissionDenied("Permission denied\nmore"), "Do");
   assert.equal(denied.kind, "unwritable");
   assert.equal(denied.message, "Do: Permission denied");
