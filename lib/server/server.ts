@@ -279,7 +279,11 @@ export class Server {
     }
     // A shutdown drains the connect stage like a handshake (no session yet, no 421 owed).
     this.#handshaking.add(stream);
-    const refusal = await this.#connectStage({ client, server, tls: listener.tls }, conn);
+    // Copies: what onConnect edits is not what the session records (README).
+    const refusal = await this.#connectStage(
+      { client: { ...client }, server: { ...server }, tls: listener.tls },
+      conn,
+    );
     this.#handshaking.delete(stream);
     if (refusal === "timeout") {
       this.#refuse(stream, REPLY_TIMEOUT(this.#setup.hostname), conn, client.address);

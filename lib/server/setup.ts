@@ -130,6 +130,28 @@ export async function setup(options: ServeOptions): Promise<Setup> {
   const acceptRcpt = each("--accept-rcpt", options.acceptRcpt, (v) => new RegExp(v));
   const trustProxy = each("--trust-proxy", options.trustProxy, parseCidr);
   if (options.exitAfter !== undefined) positive("--exit-after", options.exitAfter, 1);
+  // A JavaScript caller's "yes" must not switch a check off (or on) unseen.
+  for (
+    const [name, flag] of [
+      ["requireAuth", "--require-auth"],
+      ["requireTls", "--require-tls"],
+      ["tlsSelfSigned", "--tls-self-signed"],
+      ["noFsync", "--no-fsync"],
+    ] as const
+  ) {
+    const value: unknown = options[name];
+    if (value !== undefined && typeof value !== "boolean") {
+      throw new OptionError(flag, `expected true or false, found ${JSON.stringify(value)}`);
+    }
+  }
+  for (
+    const [name, flag] of [["spool", "--spool"], ["onMessageCommand", "--on-message"]] as const
+  ) {
+    const value: unknown = options[name];
+    if (value !== undefined && (typeof value !== "string" || value.trim() === "")) {
+      throw new OptionError(flag, `expected a non-empty string, found ${JSON.stringify(value)}`);
+    }
+  }
   // A JavaScript caller's typo or wrong value must not surface at the first client.
   for (const name of ["onConnect", "onAuth", "onMailFrom", "onRcptTo", "onMessage"] as const) {
     const cb: unknown = options[name];

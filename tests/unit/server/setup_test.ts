@@ -30,6 +30,10 @@ Deno.test("setup checks what a library caller can get wrong that the CLI never p
     [{ exitAfter: 1.5 }, "--exit-after", 'Cannot use "1.5": expected a positive whole number'],
     [{ onConnect: "x" }, "onConnect", "expected a function, found string"],
     [{ onMessage: {} }, "onMessage", "expected a function, found object"],
+    [{ requireAuth: "yes" }, "--require-auth", 'expected true or false, found "yes"'],
+    [{ noFsync: 1 }, "--no-fsync", "expected true or false, found 1"],
+    [{ spool: "" }, "--spool", 'expected a non-empty string, found ""'],
+    [{ onMessageCommand: " " }, "--on-message", 'expected a non-empty string, found " "'],
     [
       { onAuth: () => true, authFile: "users.txt" },
       "--auth-file",
