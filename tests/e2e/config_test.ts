@@ -355,42 +355,41 @@ Deno.test("e2e: --tls-self-signed with --tls-cert/--tls-key exits 2 with one lin
   assertOneLine(r.stderr, /^smtpd: --tls-self-signed: .*--tls-cert\/--tls-key/);
 });
 
-Deno.test("e2e: an auth file with a bad line exits 1 (like a bad certificate), naming file:line", async () => {
+/** Starts a server with `--auth-file` set to what `prepare` returns in a temporary dir; it must exit 1. */
+async function authFileFailure(
+  prepare: (dir: string) => Promise<string>,
+  expected: (path: string) => RegExp,
+) {
   const dir = await Deno.makeTempDir({ prefix: "smtpd-e2e-" });
   try {
-    const users = `${dir}/users.txt`;
-    await Deno.writeTextFile(users, "bob:pw\nbadline\n");
+    const path = await prepare(dir);
     const r = await runCli([
       "--listen",
       "127.0.0.1:0",
       "--spool",
       `${dir}/spool`,
       "--auth-file",
-      users,
+      path,
     ]);
     assert.equal(r.code, 1, r.stderr);
-    assertOneLine(r.stderr, new RegExp(`bad auth file ${users}:2: expected user:password`));
+    assertOneLine(r.stderr, expected(path));
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+}
+
+Deno.test("e2e: an auth file with a bad line exits 1 (like a bad certificate), naming file:line", async () => {
+  await authFileFailure(async (dir) => {
+    await Deno.writeTextFile(`${dir}/users.txt`, "bob:pw\nbadline\n");
+    return `${dir}/users.txt`;
+  }, (users) => new RegExp(`bad auth file ${users}:2: expected user:password`));
 });
 
 Deno.test("e2e: an auth file that is a directory exits 1 with the OS reason, not Deno's error text", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "smtpd-e2e-" });
-  try {
-    const r = await runCli([
-      "--listen",
-      "127.0.0.1:0",
-      "--spool",
-      `${dir}/spool`,
-      "--auth-file",
-      dir,
-    ]);
-    assert.equal(r.code, 1, r.stderr);
-    assertOneLine(r.stderr, new RegExp(`^smtpd: cannot read auth file ${dir}: Is a directory$`));
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  await authFileFailure(
+    (dir) => Promise.resolve(dir),
+    (dir) => new RegExp(`^smtpd: cannot read auth file ${dir}: Is a directory$`),
+  );
 });
 
 Deno.test({
