@@ -102,7 +102,7 @@ export function redactCommand(line: string, command: Command | null, afterAuth =
   if (command === null && afterAuth) return "***";
   if (!isAuthLine(line, command)) return line;
   // `AUTH:PLAIN <secret>`, ` AUTH …`: no telling its words apart, so none shows.
-  if (command === null && !/^auth[ \t]/i.test(line)) return "AUTH ***";
+  if (command === null && !AUTH_BLANK_REGEXP.test(line)) return "AUTH ***";
   const parts = line.split(/[ \t]+/).filter((p) => p !== "");
   // Only a word that can be a mechanism name shows: `AUTH PLAIN=<base64>` hides all.
   const mechanism = parts[1] === undefined || SASL_MECH_REGEXP.test(parts[1]) ? parts[1] : "***";
@@ -119,6 +119,8 @@ const SASL_MECH_REGEXP = /^[A-Za-z0-9_-]{1,20}$/;
  * carry credentials.
  */
 const AUTH_LIKE_REGEXP = /^\s*auth(?![a-z0-9])/i;
+/** AUTH and a blank: its words can be told apart (mechanism, then the response). */
+const AUTH_BLANK_REGEXP = /^auth[ \t]/i;
 
 /**
  * Whether a line is an AUTH command, or would be but for a tab.
